@@ -1,0 +1,242 @@
+"""The self-describing checkpoint: weights plus everything predict needs.
+
+A checkpoint is one file written by :func:`torch.save` holding only tensors,
+strings, numbers, lists and dicts, so :func:`load_checkpoint` reads it with
+``torch.load(weights_only=True)`` and never executes pickled code::
+
+    {"format": "glnet-geo", "format_version": 1,
+     "config": ModelConfig.to_dict(), "state_dict": {...}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import glnet_geo
+from glnet_geo.errors import CheckpointError, OutputExistsError
+from glnet_geo.models.glnet import GLNet
+from glnet_geo.models.stages import Stage
+
+FORMAT = "glnet-geo"
+FORMAT_VERSION = 1
+
+DEFAULT_COLORS = [
+    (0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 0, 255),
+    (255, 255, 255), (0, 0, 0), (255, 128, 0), (128, 0, 255), (128, 128, 128),
+]
+
+
+@dataclass
+class Normalization:
+    """Pixel normalisation: ``x = (raw / scale - mean) / std`` per band."""
+
+    scale: float = 255.0
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+
+
+@dataclass
+class ModelConfig:
+    """Everything about a trained GLNet that is not a weight.
+
+    Attributes:
+        class_names: One name per class id (0..K-1).
+        class_colors: One RGB triple per class, used for the output palette.
+        ignore_index: Class id ignored in the loss and metrics, if any.
+        backbone: Encoder name (``resnet18``, ``resnet34``, ``resnet50``).
+        bands: 1-based band indexes read from the input raster, in order.
+        normalization: How raw pixel values become network inputs.
+        global_size: Side in pixels of the downsampled global view.
+        patch_size: Side in pixels of the full-resolution local patches.
+        min_overlap: Minimum overlap in pixels between neighbouring patches.
+        scene_size: Side in pixels of the scene GLNet looks at as a whole.
+        stage: The training stage these weights reached.
+        version: The glnet-geo version that wrote the checkpoint.
+    """
+
+    class_names: list[str]
+    class_colors: list[tuple[int, int, int]] = field(default_factory=list)
+    ignore_index: int | None = None
+    backbone: str = "resnet50"
+    bands: list[int] = field(default_factory=lambda: [1, 2, 3])
+    normalization: Normalization = field(default_factory=Normalization)
+    global_size: int = 508
+    patch_size: int = 508
+    min_overlap: int = 50
+    scene_size: int = 2448
+    stage: Stage = Stage.GLOBAL
+    version: str = glnet_geo.__version__
+
+    def __post_init__(self) -> None:
+        self.stage = Stage(self.stage)
+        if isinstance(self.normalization, dict):
+            self.normalization = Normalization(**self.normalization)
+        if not self.class_colors:
+            self.class_colors = [DEFAULT_COLORS[i % len(DEFAULT_COLORS)]
+                                 for i in range(self.num_classes)]
+        self.class_colors = [tuple(int(v) for v in c) for c in self.class_colors]
+        if len(self.class_colors) != self.num_classes:
+            raise CheckpointError(
+                f"class_colors has {len(self.class_colors)} entries for {self.num_classes} "
+                "classes; give one RGB triple per class")
+        n = self.in_channels
+        if len(self.normalization.mean) != n or len(self.normalization.std) != n:
+            raise CheckpointError(
+                f"normalization mean/std have {len(self.normalization.mean)}/"
+                f"{len(self.normalization.std)} values for {n} bands; give one per band")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes the model predicts."""
+        return len(self.class_names)
+
+    @property
+    def in_channels(self) -> int:
+        """Number of input bands."""
+        return len(self.bands)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form stored in the checkpoint (no custom classes)."""
+        data = dataclasses.asdict(self)
+        data["stage"] = self.stage.value
+        data["class_colors"] = [list(c) for c in self.class_colors]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are a clear error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise CheckpointError(
+                f"checkpoint config has unknown keys {unknown}; it was written by a newer "
+                "glnet-geo, upgrade the package")
+        return cls(**data)
+
+    def build_model(self) -> GLNet:
+        """A GLNet with this configuration's architecture (random weights)."""
+        return GLNet(
+            num_classes=self.num_classes,
+            backbone=self.backbone,
+            in_channels=self.in_channels,
+            fixed_global=self.stage is Stage.LOCAL_TO_GLOBAL,
+        )
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (in eval mode) and its configuration."""
+
+    model: GLNet
+    config: ModelConfig
+
+
+def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
+                    overwrite: bool = False) -> Path:
+    """Write ``model`` and ``config`` to one file, atomically.
+
+    Args:
+        path: Destination file.
+        model: The network whose ``state_dict`` is saved.
+        config: Its configuration.
+        overwrite: Replace an existing file.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass overwrite=True (--overwrite)")
+    config.version = glnet_geo.__version__
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint file's raw payload safely, checking its format.
+
+    Raises:
+        CheckpointError: The file is missing, unsafe, not a glnet-geo
+            checkpoint, or of another format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pt file "
+                              "written by 'glnet-geo train' or 'glnet-geo import-official'")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} is not a safe glnet-geo checkpoint (refused to unpickle: {first}); "
+            "re-export it with 'glnet-geo import-official' or 'glnet-geo train'") from None
+    except Exception as exc:  # corrupt zip, truncated file, not a torch file at all
+        raise CheckpointError(f"{path} is not a checkpoint ({type(exc).__name__}: {exc}); "
+                              "give a .pt file written by glnet-geo") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a glnet-geo checkpoint (no 'format: {FORMAT}' header); an official "
+            "GLNet .pth must first go through 'glnet-geo import-official'")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}, this glnet-geo reads version "
+            f"{FORMAT_VERSION}; use the glnet-geo version that wrote it "
+            f"({payload.get('config', {}).get('version', 'unknown')})")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint without executing pickled code.
+
+    Args:
+        path: A file written by :func:`save_checkpoint`.
+        device: Where to put the model.
+
+    Returns:
+        The model in eval mode on ``device`` and its configuration.
+
+    Raises:
+        CheckpointError: Unsafe, foreign, wrong-version or incomplete file.
+    """
+    payload = read_checkpoint(path)
+    config = ModelConfig.from_dict(payload["config"])
+    model = config.build_model()
+    state = payload["state_dict"]
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = f"missing keys {missing[:5]}" if missing else f"unexpected keys {unexpected[:5]}"
+        raise CheckpointError(f"{path} does not match a {config.backbone} GLNet: {what}; "
+                              "the file is incomplete or was edited by hand")
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{path}: {key} has shape {tuple(value.shape)}, expected "
+                f"{tuple(expected[key].shape)} for {config.backbone} with "
+                f"{config.in_channels} bands and {config.num_classes} classes")
+    model.load_state_dict(state)
+    return Checkpoint(model=model.to(device).eval(), config=config)

@@ -1,0 +1,426 @@
+"""Seeded synthetic scenes where context and detail are both needed.
+
+GLNet's claim is that a global view of a downsampled scene and full-resolution
+local patches each see something the other cannot. The scenes made here are
+built so that claim can be measured:
+
+* **Context classes.** The scene is cut into a few large *zones*, each either
+  ``urban`` or ``rural`` (two distinct textures). Inside the zones lie large
+  blobs of one look-alike texture; a blob is ``park`` in an urban zone and
+  ``meadow`` in a rural one. A blob is larger than a local patch, so a patch
+  inside it sees only the shared texture: only a view of the whole scene tells
+  which class it is.
+* **Detail classes.** Thin ``road`` lines (a few pixels wide) and small
+  ``building`` roofs (about ten pixels) all but vanish when the scene is
+  downsampled to the global view: only full-resolution patches resolve them.
+
+Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed and
+size give the same arrays on every machine. Geometries are made with shapely
+in pixel coordinates and rasterized with :func:`rasterio.features.rasterize`,
+so the label raster and the polygons written by :func:`write_scene` agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from affine import Affine
+from PIL import Image
+from rasterio.features import rasterize
+from shapely.affinity import affine_transform
+
+#: Class names of the synthetic scenes, in class-id order.
+CLASS_NAMES: tuple[str, ...] = ("urban", "rural", "park", "meadow", "road", "building")
+#: Display colours (RGB) of the classes, in class-id order.
+CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
+    (160, 160, 160), (225, 210, 120), (40, 170, 60), (150, 230, 90), (40, 40, 40),
+    (220, 40, 40),
+)
+URBAN, RURAL, PARK, MEADOW, ROAD, BUILDING = range(6)
+
+#: Field of the written vector labels that holds the class name.
+LABEL_FIELD = "class"
+
+
+@dataclass(frozen=True)
+class Texture:
+    """How one kind of ground looks: a base colour plus two kinds of noise.
+
+    Attributes:
+        color: Mean RGB value.
+        grain: Standard deviation of independent per-pixel noise.
+        blotch: Amplitude of a smooth noise field shared by the three bands.
+        blotch_cell: Size in pixels of that field's features.
+
+    """
+
+    color: tuple[int, int, int]
+    grain: float
+    blotch: float = 0.0
+    blotch_cell: int = 16
+
+
+#: The look of each class. ``park`` and ``meadow`` share one texture on purpose.
+TEXTURES: dict[int, Texture] = {
+    URBAN: Texture((150, 146, 140), grain=14, blotch=10, blotch_cell=16),
+    RURAL: Texture((150, 160, 95), grain=10, blotch=14, blotch_cell=24),
+    PARK: Texture((70, 125, 60), grain=10, blotch=25, blotch_cell=8),
+    MEADOW: Texture((70, 125, 60), grain=10, blotch=25, blotch_cell=8),
+    ROAD: Texture((55, 55, 60), grain=6),
+    BUILDING: Texture((190, 95, 75), grain=8),
+}
+
+
+@dataclass(frozen=True)
+class SceneParams:
+    """Sizes (in pixels) and densities of the scene's features.
+
+    The defaults suit a global view a quarter of the scene's side (512 px
+    scenes, 128 px global view, 128 px patches): blobs are larger than a
+    patch, roads and buildings smaller than one global-view logit cell.
+
+    Attributes:
+        zone_side: Typical side of a zone; a scene has about
+            ``area / zone_side**2`` zones (at least two, one of each kind).
+        blob_radius: Range of the look-alike blobs' semi-axes.
+        blobs_per_zone: Range of the number of blobs per zone (upper bound
+            excluded), scaled by the zone's area relative to ``zone_side**2``.
+        road_width: Range of road widths.
+        road_spacing: About one road per this many pixels of scene side.
+        building_side: Range of building sides.
+        building_spacing: Mean distance between buildings in urban zones
+            (rural zones hold a tenth as many).
+
+    """
+
+    zone_side: int = 300
+    blob_radius: tuple[int, int] = (60, 110)
+    blobs_per_zone: tuple[int, int] = (1, 3)
+    road_width: tuple[int, int] = (4, 7)
+    road_spacing: int = 220
+    building_side: tuple[int, int] = (7, 13)
+    building_spacing: int = 34
+
+
+@dataclass
+class SyntheticScene:
+    """One generated scene.
+
+    Attributes:
+        image: ``(3, H, W)`` uint8 RGB image.
+        label: ``(H, W)`` uint8 class ids (see :data:`CLASS_NAMES`).
+        features: Non-overlapping polygons in pixel coordinates (x right,
+            y down), one row per feature, with ``class_id`` and ``class``
+            (name) columns; rasterizing them gives ``label``.
+
+    """
+
+    image: np.ndarray
+    label: np.ndarray
+    features: object = field(repr=False)  # geopandas.GeoDataFrame
+
+
+def generate_scene(size: int | tuple[int, int] = 512, seed: int = 0,
+                   params: SceneParams | None = None) -> SyntheticScene:
+    """Make one seeded synthetic scene.
+
+    Args:
+        size: Side in pixels, or ``(height, width)``.
+        seed: Seed of the random generator; the same seed gives the same scene.
+        params: Feature sizes and densities (defaults: :class:`SceneParams`).
+
+    Returns:
+        The scene's image, label and polygons.
+
+    """
+    import geopandas as gpd
+
+    params = params or SceneParams()
+    height, width = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(seed)
+    frame = shapely.box(0, 0, width, height)
+
+    zones, zone_kinds = _zones(rng, frame, params)
+    blobs = _blobs(rng, zones, zone_kinds, params)
+    roads = _roads(rng, frame, height, width, params)
+    buildings = _buildings(rng, zones, zone_kinds, blobs, params)
+
+    # Burn order: zones, blobs, buildings, roads; make the layers planar so that
+    # every pixel centre falls in exactly one polygon.
+    layers: list[tuple[int, shapely.Geometry]] = []
+    later = shapely.union_all([g for _, g in roads]) if roads else shapely.Polygon()
+    for order in (roads, buildings, blobs, zones):
+        pieces = []
+        for class_id, geom in order:
+            piece = shapely.intersection(geom, frame)
+            if order is not roads:
+                piece = shapely.difference(piece, later)
+            if not piece.is_empty:
+                pieces.append((class_id, piece))
+        layers = pieces + layers
+        if order is not roads and order is not zones:
+            later = shapely.union(later, shapely.union_all([g for _, g in order]))
+    layers = [(c, g) for c, g in layers if g.area > 0]
+
+    label = rasterize(((g, c) for c, g in layers), out_shape=(height, width),
+                      transform=Affine.identity(), fill=URBAN, dtype="uint8")
+    image = _render(rng, label)
+    features = gpd.GeoDataFrame(
+        {"class_id": [c for c, _ in layers], LABEL_FIELD: [CLASS_NAMES[c] for c, _ in layers]},
+        geometry=[g for _, g in layers], crs=None)
+    return SyntheticScene(image=image, label=label, features=features)
+
+
+def _random_points(rng: np.random.Generator, region: shapely.Geometry, n: int) -> np.ndarray:
+    """``n`` uniform random points inside ``region`` (rejection sampling)."""
+    if n == 0 or region.is_empty:
+        return np.empty((0, 2))
+    xmin, ymin, xmax, ymax = region.bounds
+    points: list[np.ndarray] = []
+    found = 0
+    for _ in range(100):
+        batch = rng.uniform((xmin, ymin), (xmax, ymax), size=(4 * n + 16, 2))
+        inside = batch[shapely.contains_xy(region, batch[:, 0], batch[:, 1])]
+        points.append(inside)
+        found += len(inside)
+        if found >= n:
+            break
+    return np.concatenate(points)[:n]
+
+
+def _zones(rng: np.random.Generator, frame: shapely.Polygon,
+           params: SceneParams) -> tuple[list[tuple[int, shapely.Geometry]], list[int]]:
+    """Voronoi zones covering the frame, each urban or rural (both kinds present)."""
+    count = max(2, round(frame.area / params.zone_side**2))
+    seeds = _random_points(rng, frame, count)
+    cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=frame)
+    polygons = [shapely.intersection(c, frame) for c in shapely.get_parts(cells)]
+    kinds = [URBAN, RURAL] + [int(k) for k in rng.choice([URBAN, RURAL], size=count - 2)]
+    kinds = [int(k) for k in rng.permutation(kinds)]
+    return list(zip(kinds, polygons, strict=True)), kinds
+
+
+def _blobs(rng: np.random.Generator, zones: list[tuple[int, shapely.Geometry]],
+           kinds: list[int], params: SceneParams) -> list[tuple[int, shapely.Geometry]]:
+    """Irregular look-alike blobs, clipped to their zone: park in urban, meadow in rural."""
+    blobs = []
+    for (_, zone), kind in zip(zones, kinds, strict=True):
+        scale = zone.area / params.zone_side**2
+        count = round(rng.integers(*params.blobs_per_zone) * min(1.0, scale) + 0.49)
+        core = zone.buffer(-params.blob_radius[0] / 2)
+        for x, y in _random_points(rng, core if not core.is_empty else zone, count):
+            angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+            a, b = rng.uniform(*params.blob_radius, size=2)
+            wobble = 1 + 0.12 * np.sin(3 * angles + rng.uniform(0, 2 * np.pi)) \
+                + 0.06 * np.sin(5 * angles + rng.uniform(0, 2 * np.pi))
+            turn = rng.uniform(0, np.pi)
+            px, py = a * wobble * np.cos(angles), b * wobble * np.sin(angles)
+            ring = np.column_stack([x + px * np.cos(turn) - py * np.sin(turn),
+                                    y + px * np.sin(turn) + py * np.cos(turn)])
+            blob = shapely.intersection(shapely.Polygon(ring), zone)
+            blobs.append((PARK if kind == URBAN else MEADOW, blob))
+    return blobs
+
+
+def _roads(rng: np.random.Generator, frame: shapely.Polygon, height: int, width: int,
+           params: SceneParams) -> list[tuple[int, shapely.Geometry]]:
+    """Thin roads crossing the scene from one edge to another, with one bend."""
+    count = max(1, round((height + width) / 2 / params.road_spacing))
+    roads = []
+    for _ in range(count):
+        if rng.random() < 0.5:  # west -> east
+            start = (0.0, rng.uniform(0, height))
+            end = (float(width), rng.uniform(0, height))
+        else:  # north -> south
+            start = (rng.uniform(0, width), 0.0)
+            end = (rng.uniform(0, width), float(height))
+        bend = (rng.uniform(0.25, 0.75) * width, rng.uniform(0.25, 0.75) * height)
+        line = shapely.LineString([start, bend, end])
+        roads.append((ROAD, line.buffer(rng.uniform(*params.road_width) / 2, cap_style="flat",
+                                        join_style="mitre")))
+    return roads
+
+
+def _buildings(rng: np.random.Generator, zones: list[tuple[int, shapely.Geometry]],
+               kinds: list[int], blobs: list[tuple[int, shapely.Geometry]],
+               params: SceneParams) -> list[tuple[int, shapely.Geometry]]:
+    """Small rotated rectangular roofs, dense in urban zones, sparse in rural ones."""
+    taken = shapely.union_all([g for _, g in blobs]).buffer(3) if blobs else shapely.Polygon()
+    buildings = []
+    for (_, zone), kind in zip(zones, kinds, strict=True):
+        free = shapely.difference(zone.buffer(-params.building_side[1]), taken)
+        density = 1 / params.building_spacing**2 * (1.0 if kind == URBAN else 0.1)
+        count = rng.poisson(free.area * density) if not free.is_empty else 0
+        for x, y in _random_points(rng, free, count):
+            w, h = rng.uniform(*params.building_side, size=2)
+            roof = shapely.box(-w / 2, -h / 2, w / 2, h / 2)
+            c, s = np.cos(t := rng.uniform(0, np.pi / 2)), np.sin(t)
+            buildings.append((BUILDING, affine_transform(roof, [c, -s, s, c, x, y])))
+    return buildings
+
+
+def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
+    """Zero-mean, unit-ish smooth noise with features about ``cell`` pixels wide."""
+    coarse = rng.standard_normal((height // cell + 2, width // cell + 2)).astype(np.float32)
+    big = Image.fromarray(coarse, mode="F").resize(
+        ((width // cell + 2) * cell, (height // cell + 2) * cell), Image.Resampling.BICUBIC)
+    return np.asarray(big)[:height, :width]
+
+
+def _render(rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+    """Paint each class's texture where the label holds it, under a soft illumination."""
+    height, width = label.shape
+    image = np.zeros((3, height, width), dtype=np.float32)
+    done: set[Texture] = set()
+    for texture in TEXTURES.values():
+        if texture in done:
+            continue
+        done.add(texture)
+        ids = [c for c, t in TEXTURES.items() if t == texture]
+        where = np.isin(label, ids)
+        n = int(where.sum())
+        if n == 0:
+            continue
+        shade = 0.0
+        if texture.blotch:
+            shade = texture.blotch * _smooth_noise(rng, height, width, texture.blotch_cell)[where]
+        for band in range(3):
+            image[band][where] = (texture.color[band] + shade
+                                  + rng.normal(0, texture.grain, n).astype(np.float32))
+    light = 1 + 0.06 * _smooth_noise(rng, height, width, max(64, min(height, width) // 2))
+    image *= light * rng.uniform(0.9, 1.1)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def write_scene(scene: SyntheticScene, image_path: str | os.PathLike,
+                label_path: str | os.PathLike | None = None,
+                vector_path: str | os.PathLike | None = None, *,
+                crs: str = "EPSG:32631", transform: Affine | None = None) -> None:
+    """Write a scene as a georeferenced image GeoTIFF, label GeoTIFF and polygons.
+
+    The label GeoTIFF carries the class palette as a colour table and the class
+    names in its band description; the polygons carry the class name in the
+    :data:`LABEL_FIELD` attribute (GeoPackage, GeoJSON or Shapefile, by suffix).
+
+    Args:
+        scene: The scene to write.
+        image_path: Destination of the RGB image.
+        label_path: Destination of the class raster, if wanted.
+        vector_path: Destination of the polygons, if wanted.
+        crs: Coordinate reference system of all outputs.
+        transform: Pixel-to-map transform of the scene's grid (default: 0.5 m
+            pixels at easting 500000, northing 5000000).
+
+    """
+    import rasterio
+
+    transform = transform or Affine(0.5, 0, 500000, 0, -0.5, 5000000)
+    _, height, width = scene.image.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "crs": crs,
+               "transform": transform, "tiled": True, "blockxsize": 256, "blockysize": 256,
+               "compress": "deflate"}
+    with rasterio.open(image_path, "w", count=3, dtype="uint8", photometric="RGB",
+                       **profile) as dst:
+        dst.write(scene.image)
+    if label_path is not None:
+        with rasterio.open(label_path, "w", count=1, dtype="uint8", nodata=255,
+                           **profile) as dst:
+            dst.write(scene.label, 1)
+            dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(CLASS_COLORS)})
+            dst.set_band_description(1, ",".join(CLASS_NAMES))
+    if vector_path is not None:
+        features_on_map(scene, crs, transform).to_file(vector_path)
+
+
+def features_on_map(scene: SyntheticScene, crs: str, transform: Affine):
+    """Move the scene's polygons from pixel coordinates onto the map grid ``transform``.
+
+    Returns:
+        A ``geopandas.GeoDataFrame`` in ``crs``.
+
+    """
+    features = scene.features.copy()
+    params = [transform.a, transform.b, transform.d, transform.e, transform.xoff, transform.yoff]
+    features["geometry"] = [affine_transform(g, params) for g in features.geometry]
+    return features.set_crs(crs, allow_override=True)
+
+
+@dataclass
+class CustomDatasetFiles:
+    """The files of a synthetic dataset in the ``custom`` layout.
+
+    Attributes:
+        images: Image GeoTIFFs.
+        labels: Class GeoTIFFs on the same grids.
+        vector: One vector file with the polygons of every scene.
+        classes: The class file (names and colours, JSON).
+
+    """
+
+    images: list[Path]
+    labels: list[Path]
+    vector: Path
+    classes: Path
+
+
+def write_classes_file(path: str | os.PathLike) -> Path:
+    """Write the synthetic classes as a class file (see ``datasets.custom``)."""
+    path = Path(path)
+    entries = [{"name": n, "color": list(c)} for n, c in zip(CLASS_NAMES, CLASS_COLORS,
+                                                              strict=True)]
+    path.write_text(json.dumps({"classes": entries}, indent=1) + "\n")
+    return path
+
+
+def write_custom_dataset(root: str | os.PathLike, count: int = 4, size: int = 512,
+                         seed: int = 0, *, crs: str = "EPSG:32631", pixel_size: float = 0.5,
+                         params: SceneParams | None = None,
+                         vector_name: str = "labels.gpkg") -> CustomDatasetFiles:
+    """Write ``count`` seeded scenes as a dataset in the ``custom`` layout.
+
+    Scene ``i`` (seed ``seed + i``) lies on a grid of ``pixel_size`` metres, the
+    scenes side by side from west to east with a gap between them, so that each
+    image is one tile of a larger area::
+
+        root/images/scene_000.tif ...   root/labels/scene_000.tif ...
+        root/labels.gpkg                root/classes.json
+
+    Args:
+        root: Output folder (created).
+        count: Number of scenes.
+        size: Side of each scene in pixels.
+        seed: Seed of the first scene.
+        crs: CRS of every file.
+        pixel_size: Pixel size in CRS units.
+        params: Feature sizes (see :class:`SceneParams`).
+        vector_name: File name of the polygons (suffix picks the format).
+
+    Returns:
+        The paths written.
+
+    """
+    import pandas as pd
+
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(exist_ok=True)
+    images, labels, frames = [], [], []
+    for i in range(count):
+        scene = generate_scene(size, seed + i, params)
+        transform = Affine(pixel_size, 0, 500000 + i * (size + 64) * pixel_size,
+                           0, -pixel_size, 5000000)
+        image = root / "images" / f"scene_{i:03d}.tif"
+        label = root / "labels" / f"scene_{i:03d}.tif"
+        write_scene(scene, image, label, crs=crs, transform=transform)
+        frames.append(features_on_map(scene, crs, transform))
+        images.append(image)
+        labels.append(label)
+    vector = root / vector_name
+    pd.concat(frames, ignore_index=True).set_crs(crs, allow_override=True).to_file(vector)
+    classes = write_classes_file(root / "classes.json")
+    return CustomDatasetFiles(images=images, labels=labels, vector=vector, classes=classes)

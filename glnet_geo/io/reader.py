@@ -1,0 +1,258 @@
+"""Reading a raster the way a checkpoint wants it.
+
+:class:`RasterInput` wraps an open rasterio dataset with the band selection
+and normalisation of a checkpoint. It reads two kinds of views, both returned
+as normalised float32 arrays with a validity mask:
+
+- :meth:`RasterInput.read_global`: a window downsampled to the global view's
+  size by a decimated read (``out_shape``), which GDAL serves from the file's
+  overviews where they exist;
+- :meth:`RasterInput.read`: a full-resolution window, boundless: pixels outside
+  the raster are masked.
+
+Validity is GDAL's dataset mask (nodata values, an alpha band or an internal
+mask) combined with finiteness of every selected band. Masked pixels are
+filled with 0 after normalisation (the normalised mean), so the network sees
+neutral values there; the caller writes nodata over them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from glnet_geo.errors import InputError
+
+if TYPE_CHECKING:
+    from glnet_geo.checkpoint import Normalization
+
+#: Resampling of the decimated global-view read (GDAL scales the kernel to
+#: the decimation factor, so this is an antialiased downsampling).
+GLOBAL_RESAMPLING = Resampling.bilinear
+
+
+def data_bands(dataset: rasterio.DatasetReader) -> list[int]:
+    """Return the 1-based indexes of the data bands (an alpha band is a mask)."""
+    return [i for i, interp in zip(dataset.indexes, dataset.colorinterp, strict=True)
+            if interp is not ColorInterp.alpha]
+
+
+def select_bands(dataset: rasterio.DatasetReader, checkpoint_bands: Sequence[int],
+                 bands: Sequence[int] | None = None, name: str = "input") -> list[int]:
+    """Choose the bands to read, checked against the raster and the checkpoint.
+
+    Without ``bands`` the checkpoint's band list applies and the raster must
+    have exactly ``max(checkpoint_bands)`` data bands (alpha excluded), so an
+    RGB checkpoint predicts an RGB or RGBA raster but refuses a 4-band one
+    instead of silently ignoring a band.
+
+    Args:
+        dataset: The open raster.
+        checkpoint_bands: The checkpoint's 1-based band indexes.
+        bands: 1-based band indexes chosen by the user, overriding the
+            checkpoint's (one per checkpoint band).
+        name: How to name the raster in error messages.
+
+    Returns:
+        1-based band indexes to read, in order.
+
+    Raises:
+        InputError: The bands do not match the raster or the checkpoint.
+
+    """
+    available = data_bands(dataset)
+    n = len(checkpoint_bands)
+    if bands is None:
+        expected = max(checkpoint_bands)
+        if len(available) != expected:
+            raise InputError(
+                f"{name} has {len(available)} data band(s) but the checkpoint expects {expected} "
+                f"(it reads bands {list(checkpoint_bands)}); choose {n} of them with --bands, "
+                f"e.g. --bands {','.join(str(b) for b in available[:n])}")
+        return [available[b - 1] for b in checkpoint_bands]
+    bands = [int(b) for b in bands]
+    if len(bands) != n:
+        raise InputError(f"--bands {','.join(map(str, bands))} selects {len(bands)} band(s) but "
+                         f"the checkpoint takes {n}; give {n} band indexes")
+    bad = [b for b in bands if b not in available]
+    if bad:
+        raise InputError(f"--bands {','.join(map(str, bands))}: band(s) {bad} are not data bands "
+                         f"of {name} (data bands: {available}); pick from those")
+    return bands
+
+
+def normalize(raw: np.ndarray, valid: np.ndarray, normalization: Normalization) -> np.ndarray:
+    """Apply ``x = (raw / scale - mean) / std`` per band and zero masked pixels.
+
+    Args:
+        raw: (C, H, W) pixel values of any numeric type.
+        valid: (H, W) boolean mask of valid pixels.
+        normalization: The checkpoint's normalisation.
+
+    Returns:
+        (C, H, W) float32 array, 0 where ``valid`` is false.
+
+    """
+    mean = np.asarray(normalization.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(normalization.std, dtype=np.float32)[:, None, None]
+    x = (raw.astype(np.float32) / np.float32(normalization.scale) - mean) / std
+    x[:, ~valid] = 0.0
+    return x
+
+
+def open_dataset(path: str | os.PathLike) -> rasterio.DatasetReader:
+    """Open a raster with rasterio, turning failures into one-line errors.
+
+    Local paths are checked first; GDAL paths (``/vsicurl/...``, VRTs,
+    ``s3://``) go to rasterio as they are.
+
+    Raises:
+        InputError: The path does not exist or is not a raster GDAL can read.
+
+    """
+    text = os.fspath(path)
+    if not text.startswith("/vsi") and "://" not in text and not Path(text).exists():
+        raise InputError(f"input {text} does not exist; check the path")
+    try:
+        dataset = rasterio.open(text)
+    except RasterioIOError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise InputError(f"input {text} is not a raster GDAL can read ({first}); give a "
+                         "GeoTIFF, a VRT or another GDAL raster") from None
+    if any(np.dtype(d).kind == "c" for d in dataset.dtypes):
+        dataset.close()
+        raise InputError(f"input {text} has complex pixels ({dataset.dtypes[0]}); give a "
+                         "real-valued raster (uint8, uint16, float32, ...)")
+    return dataset
+
+
+class RasterInput:
+    """A raster opened for prediction: band selection, masks, normalisation.
+
+    Args:
+        dataset: An open rasterio dataset (closed by :meth:`close`).
+        bands: 1-based indexes of the bands to read (see :func:`select_bands`).
+        normalization: How raw values become network inputs.
+
+    """
+
+    def __init__(self, dataset: rasterio.DatasetReader, bands: Sequence[int],
+                 normalization: Normalization) -> None:
+        self.dataset = dataset
+        self.bands = list(bands)
+        self.normalization = normalization
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, checkpoint_bands: Sequence[int],
+             normalization: Normalization, bands: Sequence[int] | None = None) -> RasterInput:
+        """Open ``path`` and check its bands against a checkpoint's.
+
+        Raises:
+            InputError: Missing or unreadable file, or mismatching bands.
+
+        """
+        dataset = open_dataset(path)
+        try:
+            chosen = select_bands(dataset, checkpoint_bands, bands, name=os.fspath(path))
+        except InputError:
+            dataset.close()
+            raise
+        return cls(dataset, chosen, normalization)
+
+    def __enter__(self) -> RasterInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the dataset."""
+        self.dataset.close()
+
+    @property
+    def height(self) -> int:
+        """Raster height in pixels."""
+        return self.dataset.height
+
+    @property
+    def width(self) -> int:
+        """Raster width in pixels."""
+        return self.dataset.width
+
+    @property
+    def window(self) -> Window:
+        """The whole raster as a window."""
+        return Window(0, 0, self.width, self.height)
+
+    def _valid(self, raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        valid = mask != 0
+        if raw.dtype.kind == "f":
+            valid &= np.isfinite(raw).all(axis=0)
+        return valid
+
+    def read_global(self, window: Window, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Read a window downsampled (or upsampled) to ``shape`` by a decimated read.
+
+        Args:
+            window: Raster pixels to read; must lie inside the raster.
+            shape: (height, width) of the returned view.
+
+        Returns:
+            (C, h, w) float32 normalised pixels and (h, w) boolean validity.
+
+        """
+        out_shape = (len(self.bands), *shape)
+        raw = self.dataset.read(self.bands, window=window, out_shape=out_shape,
+                                resampling=GLOBAL_RESAMPLING)
+        mask = self.dataset.dataset_mask(window=window, out_shape=shape)
+        valid = self._valid(raw, mask)
+        return normalize(raw, valid, self.normalization), valid
+
+    def read_raw(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Read raw pixels of a window that may reach outside the raster.
+
+        Pixels outside the raster are 0 and invalid. Only the part inside the
+        raster is read (rasterio's own boundless read goes through a VRT that
+        loses alpha-band masks).
+
+        Returns:
+            (C, h, w) raw pixels in the raster's dtype and (h, w) validity.
+
+        """
+        height, width = int(window.height), int(window.width)
+        row0, col0 = int(window.row_off), int(window.col_off)
+        dtype = np.result_type(*(self.dataset.dtypes[b - 1] for b in self.bands))
+        raw = np.zeros((len(self.bands), height, width), dtype=dtype)
+        valid = np.zeros((height, width), dtype=bool)
+        r0, c0 = max(row0, 0), max(col0, 0)
+        r1, c1 = min(row0 + height, self.height), min(col0 + width, self.width)
+        if r1 > r0 and c1 > c0:
+            inside = Window(c0, r0, c1 - c0, r1 - r0)
+            part = self.dataset.read(self.bands, window=inside)
+            dst = (slice(None), slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0))
+            raw[dst] = part
+            valid[dst[1:]] = self._valid(part, self.dataset.dataset_mask(window=inside))
+        return raw, valid
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Read normalised full-resolution pixels of a window, boundless and masked.
+
+        Returns:
+            (C, h, w) float32 normalised pixels (0 where invalid) and (h, w)
+            validity (false outside the raster and where the input is masked).
+
+        """
+        raw, valid = self.read_raw(window)
+        return normalize(raw, valid, self.normalization), valid
+
+    def valid_mask(self, window: Window) -> np.ndarray:
+        """Return the (h, w) validity of a window (false outside the raster)."""
+        return self.read_raw(window)[1]

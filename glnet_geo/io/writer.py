@@ -1,0 +1,256 @@
+"""Writing rasters block by block and publishing them as Cloud-Optimized GeoTIFFs.
+
+:class:`CogWriter` writes windows into a hidden, tiled, compressed GeoTIFF
+next to the final path, converts it into a COG with overviews
+(:func:`rio_cogeo.cogeo.cog_translate`) under another hidden name, and only
+then moves it to its final name (:func:`os.replace`, atomic on one
+filesystem). Until :meth:`CogWriter.publish` nothing exists under the final
+name; :meth:`CogWriter.discard` (run on any exception, Ctrl-C included)
+removes every temporary file.
+
+:func:`class_raster_writer` and :func:`probability_raster_writer` configure it
+for the two rasters ``predict`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+
+from glnet_geo.errors import OutputError, OutputExistsError
+
+#: Nodata value of the class raster: input nodata, masked or outside pixels.
+CLASS_NODATA = 255
+#: Tile side of the temporary and the final GeoTIFFs.
+BLOCK_SIZE = 512
+#: Band-1 tag of the class raster that holds the class names as a JSON list.
+CLASS_NAMES_TAG = "class_names"
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Check that ``path`` can be written, before any work is done.
+
+    Args:
+        path: The final output path.
+        overwrite: Whether an existing file may be replaced.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is false.
+        OutputError: ``path`` is a directory, or its directory is missing or
+            not writable.
+
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"output {path} is a directory; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"output {path} already exists; pass --overwrite to replace it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise OutputError(f"output directory {parent} does not exist; create it or choose "
+                          "another output path")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".glnet-write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write in output directory {parent} ({exc.strerror}); "
+                          "choose a writable directory") from None
+    return path
+
+
+class CogWriter:
+    """A raster written window by window, published as a COG only when complete.
+
+    Args:
+        path: Final path of the Cloud-Optimized GeoTIFF.
+        crs: Coordinate reference system (copied from the input).
+        transform: Affine geotransform (copied from the input).
+        width: Width in pixels.
+        height: Height in pixels.
+        count: Number of bands.
+        dtype: Pixel type.
+        nodata: Nodata value, if any.
+        internal_mask: Write an internal (per-dataset) mask band instead of,
+            or as well as, a nodata value.
+        colormap: Palette of band 1: value -> RGBA.
+        tags: Dataset metadata.
+        band_tags: Metadata per band (1-based band index -> tags).
+        band_descriptions: One description per band.
+        overview_resampling: Resampling of the COG's overviews.
+
+    """
+
+    def __init__(self, path: str | os.PathLike, *, crs: CRS | None, transform: Affine,
+                 width: int, height: int, count: int, dtype: str = "uint8",
+                 nodata: float | None = None, internal_mask: bool = False,
+                 colormap: dict[int, tuple[int, int, int, int]] | None = None,
+                 tags: dict[str, str] | None = None,
+                 band_tags: dict[int, dict[str, str]] | None = None,
+                 band_descriptions: Sequence[str] | None = None,
+                 overview_resampling: str = "nearest") -> None:
+        self.path = Path(path)
+        self.profile: dict[str, Any] = {
+            "driver": "GTiff", "crs": crs, "transform": transform, "width": width,
+            "height": height, "count": count, "dtype": dtype, "nodata": nodata,
+            "tiled": True, "blockxsize": BLOCK_SIZE, "blockysize": BLOCK_SIZE,
+            "compress": "DEFLATE", "zlevel": 1, "BIGTIFF": "IF_SAFER",
+        }
+        self.internal_mask = internal_mask
+        self.colormap = colormap
+        self.tags = tags or {}
+        self.band_tags = band_tags or {}
+        self.band_descriptions = list(band_descriptions or [])
+        self.overview_resampling = overview_resampling
+        token = uuid.uuid4().hex[:8]
+        self._partial = self.path.with_name(f".{self.path.name}.{token}.partial.tif")
+        self._cog = self.path.with_name(f".{self.path.name}.{token}.cog.tif")
+        self._dataset: rasterio.io.DatasetWriter | None = None
+        self._published = False
+
+    @property
+    def temporary_paths(self) -> tuple[Path, Path]:
+        """Return the hidden files this writer creates next to its final path."""
+        return self._partial, self._cog
+
+    def __enter__(self) -> CogWriter:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:
+            self.discard()
+
+    def open(self) -> None:
+        """Create the temporary tiled GeoTIFF and write its metadata."""
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            dataset = rasterio.open(self._partial, "w", **self.profile)
+        self._dataset = dataset
+        if self.colormap is not None:
+            dataset.colorinterp = [ColorInterp.palette]
+            dataset.write_colormap(1, self.colormap)
+        if self.tags:
+            dataset.update_tags(**self.tags)
+        for band, tags in self.band_tags.items():
+            dataset.update_tags(band, **tags)
+        for band, description in enumerate(self.band_descriptions, start=1):
+            dataset.set_band_description(band, description)
+
+    def write(self, array: np.ndarray, window: Window, mask: np.ndarray | None = None) -> None:
+        """Write ``array`` ((count, h, w) or (h, w)) into ``window``.
+
+        Args:
+            array: Pixel values.
+            window: Where they go.
+            mask: (h, w) validity for the internal mask (required when the
+                writer has one).
+
+        """
+        if self._dataset is None:
+            raise RuntimeError("CogWriter.write called before open()")
+        if array.ndim == 2:
+            array = array[None]
+        self._dataset.write(array, window=window)
+        if self.internal_mask:
+            if mask is None:
+                raise ValueError("this writer has an internal mask; pass mask=")
+            self._dataset.write_mask(mask.astype(np.uint8) * 255, window=window)
+
+    def finish(self) -> None:
+        """Close the temporary GeoTIFF and convert it into a COG with overviews.
+
+        The COG is validated with :func:`rio_cogeo.cogeo.cog_validate`; it
+        stays under a hidden name until :meth:`publish`.
+        """
+        if self._dataset is None:
+            raise RuntimeError("CogWriter.finish called before open()")
+        self._dataset.close()
+        self._dataset = None
+        profile = cog_profiles.get("deflate")
+        profile.update(blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE, BIGTIFF="IF_SAFER")
+        with warnings.catch_warnings():  # rio-cogeo's own Affine deprecation noise
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            cog_translate(self._partial, self._cog, profile, in_memory=False, quiet=True,
+                          overview_resampling=self.overview_resampling, forward_band_tags=True,
+                          allow_intermediate_compression=True,
+                          config={"GDAL_TIFF_INTERNAL_MASK": True})
+        self._partial.unlink(missing_ok=True)
+        valid, errors, _ = cog_validate(self._cog, quiet=True)
+        if not valid:
+            raise OutputError(f"the COG written for {self.path} is not valid ({errors}); "
+                              "this is a bug, please report it")
+
+    def publish(self) -> Path:
+        """Move the finished COG to its final name (atomic) and return that path."""
+        os.replace(self._cog, self.path)
+        self._published = True
+        return self.path
+
+    def discard(self) -> None:
+        """Close and remove every temporary file; safe to call more than once."""
+        if self._dataset is not None:
+            try:
+                self._dataset.close()
+            finally:
+                self._dataset = None
+        for tmp in self.temporary_paths:
+            tmp.unlink(missing_ok=True)
+
+
+def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, int, int]]:
+    """Build a GDAL colour table: one opaque colour per class, nodata transparent."""
+    table = {i: (int(r), int(g), int(b), 255) for i, (r, g, b) in enumerate(class_colors)}
+    table[CLASS_NODATA] = (0, 0, 0, 0)
+    return table
+
+
+def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
+                        class_names: Sequence[str], class_colors: Sequence[Sequence[int]],
+                        tags: dict[str, str] | None = None) -> CogWriter:
+    """Create the writer of the uint8 class raster on the grid of ``like``.
+
+    Band 1 carries the checkpoint's palette, the description ``class`` and the
+    tag ``class_names`` (a JSON list, index = class id) plus one tag
+    ``class_<id>`` per class; nodata is 255; overviews use ``mode``.
+    """
+    band_tags = {CLASS_NAMES_TAG: json.dumps(list(class_names))}
+    band_tags.update({f"class_{i}": name for i, name in enumerate(class_names)})
+    return CogWriter(path, crs=like.crs, transform=like.transform, width=like.width,
+                     height=like.height, count=1, dtype="uint8", nodata=CLASS_NODATA,
+                     colormap=palette(class_colors), tags=tags, band_tags={1: band_tags},
+                     band_descriptions=["class"], overview_resampling="mode")
+
+
+def probability_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
+                              class_names: Sequence[str],
+                              tags: dict[str, str] | None = None) -> CogWriter:
+    """Create the writer of the per-class confidence raster on the grid of ``like``.
+
+    One uint8 band per class holds ``round(255 * p)``; bands are described by
+    their class names. Masked pixels are 0 and flagged by an internal mask
+    (no nodata value, since every byte is a valid probability); overviews
+    use ``average``.
+    """
+    scale = {"scale": "probability = value / 255"}
+    return CogWriter(path, crs=like.crs, transform=like.transform, width=like.width,
+                     height=like.height, count=len(class_names), dtype="uint8",
+                     internal_mask=True, tags={**(tags or {}), **scale},
+                     band_tags={i + 1: {"class_id": str(i)} for i in range(len(class_names))},
+                     band_descriptions=list(class_names), overview_resampling="average")

@@ -1,0 +1,142 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from glnet_geo.errors import InputError
+from glnet_geo.io.reader import RasterInput, data_bands, normalize, select_bands
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+@dataclass
+class Norm:  # the attributes of glnet_geo.checkpoint.Normalization
+    scale: float = 255.0
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+
+
+def write(path, data, **kwargs):
+    profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                   dtype=data.dtype, crs="EPSG:32631",
+                   transform=Affine(2.0, 0, 500000, 0, -2.0, 4000000))
+    profile.update(kwargs)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.fixture
+def rgba(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 255, (4, 40, 50), dtype=np.uint8)
+    data[3] = 255
+    data[3, :10, :10] = 0
+    return write(tmp_path / "rgba.tif", data, photometric="RGB", alpha="YES")
+
+
+def test_alpha_band_is_a_mask_not_data(rgba):
+    with rasterio.open(rgba) as src:
+        assert data_bands(src) == [1, 2, 3]
+        assert select_bands(src, [1, 2, 3]) == [1, 2, 3]
+
+
+def test_band_count_mismatch_names_both_counts_and_the_fix(tmp_path):
+    path = write(tmp_path / "four.tif", np.ones((4, 8, 8), np.uint8), photometric="MINISBLACK")
+    with rasterio.open(path) as src:
+        with pytest.raises(InputError, match=r"4 data band\(s\).*expects 3.*--bands 1,2,3"):
+            select_bands(src, [1, 2, 3])
+        assert select_bands(src, [1, 2, 3], bands=[4, 3, 2]) == [4, 3, 2]
+        with pytest.raises(InputError, match="takes 3"):
+            select_bands(src, [1, 2, 3], bands=[1, 2])
+        with pytest.raises(InputError, match=r"\[5\]"):
+            select_bands(src, [1, 2, 3], bands=[1, 2, 5])
+
+
+def test_missing_and_non_raster_inputs(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        RasterInput.open(tmp_path / "nope.tif", [1, 2, 3], Norm())
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    with pytest.raises(InputError, match="not a raster"):
+        RasterInput.open(text, [1, 2, 3], Norm())
+
+
+def test_normalize_and_fill_masked():
+    raw = np.full((3, 2, 2), 255, np.uint8)
+    valid = np.array([[True, False], [True, True]])
+    x = normalize(raw, valid, Norm())
+    assert x.dtype == np.float32
+    assert np.allclose(x[:, valid], 2.0) and (x[:, ~valid] == 0).all()
+
+
+def test_uint16_and_float32_normalisation(tmp_path):
+    u16 = write(tmp_path / "u16.tif", np.full((1, 4, 4), 1000, np.uint16))
+    f32 = np.full((1, 4, 4), 0.25, np.float32)
+    f32[0, 0, 0] = np.nan
+    f32 = write(tmp_path / "f32.tif", f32)
+    norm = Norm(scale=10000.0, mean=[0.0], std=[0.1])
+    with RasterInput.open(u16, [1], norm) as raster:
+        x, valid = raster.read(raster.window)
+        assert np.allclose(x, 1.0) and valid.all()
+    with RasterInput.open(f32, [1], Norm(scale=1.0, mean=[0.0], std=[1.0])) as raster:
+        x, valid = raster.read(raster.window)
+        assert not valid[0, 0] and valid.sum() == 15
+        assert x[0, 0, 0] == 0 and np.allclose(x[0][valid], 0.25)
+
+
+def test_boundless_read_masks_outside_and_alpha(rgba):
+    with RasterInput.open(rgba, [1, 2, 3], Norm()) as raster:
+        x, valid = raster.read(Window(-5, -5, 20, 20))
+        assert x.shape == (3, 20, 20)
+        assert not valid[:15, :15].any()          # outside (5 px) and alpha = 0 (10 px)
+        assert valid[15:, 15:].all()
+        assert (x[:, ~valid] == 0).all()
+        with rasterio.open(rgba) as src:
+            inside = src.read([1, 2, 3], window=Window(10, 10, 5, 5))
+        assert np.array_equal(raster.read_raw(Window(-5, -5, 20, 20))[0][:, 15:, 15:], inside)
+        # entirely outside
+        x, valid = raster.read(Window(100, 100, 8, 8))
+        assert not valid.any() and (x == 0).all()
+
+
+def test_nodata_footprint_of_a_real_raster():
+    path = SHARED / "rasterio" / "RGB.byte.tif"
+    if not path.exists():
+        pytest.skip("shared test data not available")
+    with RasterInput.open(path, [1, 2, 3], Norm()) as raster:
+        _, valid = raster.read(raster.window)
+        with rasterio.open(path) as src:
+            assert np.array_equal(valid, src.dataset_mask() != 0)
+        assert 0 < valid.mean() < 1
+
+
+def test_global_view_is_a_decimated_read(rgba):
+    with RasterInput.open(rgba, [1, 2, 3], Norm()) as raster:
+        x, valid = raster.read_global(raster.window, (8, 10))
+        assert x.shape == (3, 8, 10) and valid.shape == (8, 10)
+        with rasterio.open(rgba) as src:
+            raw = src.read([1, 2, 3], out_shape=(3, 8, 10), resampling=Resampling.bilinear)
+        expected = normalize(raw, valid, Norm())
+        assert np.array_equal(x, expected)
+        assert not valid[:2, :2].any() and valid[2:, 2:].all()
+
+
+def test_decimated_read_is_served_by_overviews(tmp_path):
+    path = write(tmp_path / "ovr.tif", np.zeros((1, 256, 256), np.uint8),
+                 tiled=True, blockxsize=64, blockysize=64)
+    with rasterio.open(path, "r+") as dst:
+        dst.build_overviews([4], Resampling.average)
+    with rasterio.open(path, "r+") as dst:  # full resolution changes, the overview does not
+        dst.write(np.full((1, 256, 256), 200, np.uint8))
+    norm = Norm(scale=1.0, mean=[0.0], std=[1.0])
+    with RasterInput.open(path, [1], norm) as raster:
+        x, _ = raster.read_global(raster.window, (64, 64))
+        assert (x == 0).all()
+        x, _ = raster.read(Window(0, 0, 64, 64))
+        assert (x == 200).all()

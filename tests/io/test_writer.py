@@ -1,0 +1,132 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_validate
+
+from glnet_geo.errors import OutputError, OutputExistsError
+from glnet_geo.io.writer import (
+    CLASS_NAMES_TAG,
+    CLASS_NODATA,
+    CogWriter,
+    check_output,
+    class_raster_writer,
+    probability_raster_writer,
+)
+
+NAMES = ["water", "forest", "urban"]
+COLORS = [(0, 0, 255), (0, 128, 0), (255, 0, 0)]
+
+
+@pytest.fixture
+def like(tmp_path):
+    path = tmp_path / "input.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=700, height=600, count=3, dtype="uint8",
+                       crs="EPSG:4326", transform=Affine(0.001, 0, 10.0, 0, -0.0005, 50.0)) as dst:
+        dst.write(np.ones((3, 600, 700), np.uint8))
+    with rasterio.open(path) as src:
+        yield src
+
+
+def leftovers(directory):
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith((".", "tmp")))
+
+
+def test_class_raster_is_a_cog_with_palette_names_and_nodata(tmp_path, like):
+    out = tmp_path / "classes.tif"
+    classes = np.random.default_rng(0).integers(0, 3, (600, 700)).astype(np.uint8)
+    classes[:50, :50] = CLASS_NODATA
+    writer = class_raster_writer(out, like, NAMES, COLORS, tags={"mode": "glnet"})
+    with writer:
+        # windows that do not align with the 512 px tiles
+        for window in (Window(0, 0, 700, 250), Window(0, 250, 300, 350),
+                       Window(300, 250, 400, 350)):
+            writer.write(classes[window.toslices()], window)
+        writer.finish()
+        assert not out.exists()
+        writer.publish()
+    assert leftovers(tmp_path) == []
+    assert cog_validate(out, quiet=True)[0]
+    with rasterio.open(out) as dst:
+        assert (dst.crs, dst.transform, dst.width, dst.height) == (
+            like.crs, like.transform, like.width, like.height)
+        assert dst.dtypes[0] == "uint8" and dst.nodata == CLASS_NODATA
+        assert np.array_equal(dst.read(1), classes)
+        assert json.loads(dst.tags(1)[CLASS_NAMES_TAG]) == NAMES
+        assert dst.tags(1)["class_2"] == "urban"
+        assert dst.tags()["mode"] == "glnet"
+        assert dst.descriptions == ("class",)
+        assert dst.colormap(1)[1] == (0, 128, 0, 255)
+        assert dst.overviews(1), "a COG of this size has overviews"
+        assert dst.profile["tiled"] and dst.compression is not None
+
+
+def test_probability_raster_has_internal_mask(tmp_path, like):
+    out = tmp_path / "probs.tif"
+    probs = np.random.default_rng(1).integers(0, 256, (3, 600, 700)).astype(np.uint8)
+    valid = np.ones((600, 700), bool)
+    valid[100:200, 100:200] = False
+    probs[:, ~valid] = 0
+    with probability_raster_writer(out, like, NAMES) as writer:
+        writer.write(probs, Window(0, 0, 700, 600), mask=valid)
+        writer.finish()
+        writer.publish()
+    assert cog_validate(out, quiet=True)[0]
+    with rasterio.open(out) as dst:
+        assert dst.count == 3 and dst.nodata is None
+        assert dst.descriptions == tuple(NAMES)
+        assert np.array_equal(dst.read(), probs)
+        assert np.array_equal(dst.dataset_mask() != 0, valid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["input.tif", "probs.tif"]
+
+
+def test_exception_leaves_nothing_behind(tmp_path, like):
+    out = tmp_path / "classes.tif"
+    with pytest.raises(KeyboardInterrupt):
+        with class_raster_writer(out, like, NAMES, COLORS) as writer:
+            writer.write(np.zeros((10, 10), np.uint8), Window(0, 0, 10, 10))
+            raise KeyboardInterrupt
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_discard_after_finish_removes_the_cog(tmp_path, like):
+    out = tmp_path / "classes.tif"
+    writer = CogWriter(out, crs=like.crs, transform=like.transform, width=20, height=20, count=1)
+    writer.open()
+    writer.write(np.zeros((20, 20), np.uint8), Window(0, 0, 20, 20))
+    writer.finish()
+    assert any(p.exists() for p in writer.temporary_paths)
+    writer.discard()
+    assert leftovers(tmp_path) == [] and not out.exists()
+
+
+def test_check_output(tmp_path):
+    out = tmp_path / "a.tif"
+    assert check_output(out) == out
+    out.write_bytes(b"x")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        check_output(out)
+    assert check_output(out, overwrite=True) == out
+    with pytest.raises(OutputError, match="does not exist"):
+        check_output(tmp_path / "missing" / "a.tif")
+    with pytest.raises(OutputError, match="is a directory"):
+        check_output(tmp_path)
+    with pytest.raises(OutputError, match="does not exist"):
+        check_output(out / "b.tif")  # the "directory" is a file
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write in read-only directories")
+def test_check_output_unwritable_directory(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(OutputError, match="writable"):
+            check_output(locked / "a.tif")
+    finally:
+        locked.chmod(0o700)

@@ -1,0 +1,1 @@
+"""Raster input and output: scene and patch grids, reads, writers."""

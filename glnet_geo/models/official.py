@@ -1,0 +1,264 @@
+"""Import the official GLNet checkpoints (VITA-Group/GLNet, PyTorch 0.4).
+
+The official network (``fpn``, ResNet-50, 3 bands fed as ``ToTensor()``
+values in [0, 1]) saves a plain ``state_dict`` with the keys
+``resnet_global.*``, ``resnet_local.*``, ``fpn_global.*``, ``fpn_local.*``
+and ``ensemble_conv.*`` (``module.``-prefixed when saved from
+``DataParallel``). They map onto :class:`~glnet_geo.models.glnet.GLNet` as:
+
+===================================  ==============================================
+official                             glnet-geo
+===================================  ==============================================
+``resnet_global.X``                  ``global_branch.encoder.X``
+``resnet_local.X``                   ``local_branch.encoder.X``
+``fpn_global.X`` (incl. ``*_ext``)   ``global_branch.fpn.X``
+``fpn_local.L`` (toplayer ...        ``local_branch.fpn.L_ext`` (the official local
+smooth4_2)                           FPN only has the doubled layers)
+``fpn_local.smooth``, ``.classify``  ``local_branch.fpn.smooth``, ``.classify``
+``ensemble_conv``                    ``aggregation.conv``
+stage-1 file: ``resnet_global``,     ``fixed_global_branch.encoder``,
+``fpn_global`` (plain layers)        ``fixed_global_branch.fpn``
+===================================  ==============================================
+
+Our local FPN's plain layers (used by the LOCAL and AGGREGATE modes only) have
+no official counterpart and keep their initial values. The official class
+channels can be reordered to a preset's order (``class_order``), which
+permutes the output channels of the three classifiers.
+
+Which stage an import reaches is decided by :func:`official_stage`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from glnet_geo.errors import CheckpointError, OutputExistsError
+from glnet_geo.models.glnet import GLNet
+from glnet_geo.models.stages import Stage
+
+#: The official network's backbone and input.
+OFFICIAL_BACKBONE = "resnet50"
+OFFICIAL_IN_CHANNELS = 3
+#: Scene side (px) of each dataset, stored in the imported checkpoint.
+SCENE_SIZES = {"deepglobe": 2448, "inria": 5000}
+
+_CLASSIFIERS = ("global_branch.fpn.classify", "local_branch.fpn.classify", "aggregation.conv",
+                "fixed_global_branch.fpn.classify")
+
+
+def from_official(state_dict: Mapping[str, Tensor], num_classes: int,
+                  global_fixed: Mapping[str, Tensor] | None = None,
+                  class_order: Sequence[int] | None = None) -> GLNet:
+    """Build a ResNet-50 GLNet holding the weights of an official checkpoint.
+
+    Args:
+        state_dict: The official ``state_dict`` (stage 1, 2 or 3).
+        num_classes: Number of classes it predicts.
+        global_fixed: For a G<->L (stage-3) ``state_dict``, the stage-1 one:
+            its global keys fill the frozen copy of G.
+        class_order: For each of our class ids, the official output channel
+            that predicts it (default: the same order).
+
+    Returns:
+        The model, in eval mode.
+
+    Raises:
+        CheckpointError: A missing or unexpected key, or a shape that does
+            not fit ``num_classes``.
+
+    """
+    model = GLNet(num_classes, OFFICIAL_BACKBONE, OFFICIAL_IN_CHANNELS,
+                  fixed_global=global_fixed is not None)
+    target = model.state_dict()
+    names = official_names(model)
+    _copy(_strip_module(state_dict), names, set(names), target, "the official state_dict")
+    if global_fixed is not None:
+        fixed = {official_global_name(key): key for key in target
+                 if key.startswith("fixed_global_branch.")}
+        _copy(_strip_module(global_fixed), fixed, set(names), target,
+              "the stage-1 (global_fixed) state_dict")
+    if class_order is not None:
+        _reorder_classes(target, class_order, num_classes)
+    model.load_state_dict(target)
+    return model.eval()
+
+
+def official_names(model: GLNet) -> dict[str, str]:
+    """Official key -> our key, for every entry of an official ``state_dict``."""
+    names = {}
+    for key in model.state_dict():
+        official = _official_name(key)
+        if official is not None:
+            names[official] = key
+    return names
+
+
+def official_global_name(key: str) -> str:
+    """Return the official key of a weight of our frozen G copy (from the stage-1 file)."""
+    _, part, rest = key.split(".", 2)
+    return f"{'resnet' if part == 'encoder' else 'fpn'}_global.{rest}"
+
+
+def official_stage(state_dict: Mapping[str, Tensor],
+                   global_fixed: Mapping[str, Tensor] | None = None) -> Stage:
+    """Decide from its inputs which training stage an official import reaches.
+
+    - a stage-1 file given as ``global_fixed``: the main file is a G<->L
+      (stage-3) one -> ``LOCAL_TO_GLOBAL``;
+    - otherwise ``GLOBAL_TO_LOCAL``, unless the local FPN was never trained
+      (all its biases exactly zero, as the official code initialises them and
+      its stage 1 leaves them): a stage-1 file -> ``GLOBAL``.
+    """
+    if global_fixed is not None:
+        return Stage.LOCAL_TO_GLOBAL
+    state = _strip_module(state_dict)
+    biases = [v for k, v in state.items() if k.startswith("fpn_local.") and k.endswith(".bias")]
+    if biases and all(not bool(b.any()) for b in biases):
+        return Stage.GLOBAL
+    return Stage.GLOBAL_TO_LOCAL
+
+
+def load_official(path: str | os.PathLike) -> dict[str, Tensor]:
+    """Read an official ``.pth`` without executing pickled code.
+
+    Raises:
+        CheckpointError: Missing, unsafe or not a ``state_dict`` of tensors.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"official checkpoint {path} does not exist; give the path of a "
+                              "GLNet .pth such as fpn_deepglobe_global2local.pth")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a plain state_dict (refused to unpickle: "
+                              f"{first}); give the official GLNet .pth") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a torch file ({type(exc).__name__}: {exc}); "
+                              "give the official GLNet .pth") from None
+    if isinstance(state, dict) and state.get("format") == "glnet-geo":
+        raise CheckpointError(f"{path} is already a glnet-geo checkpoint; use it directly")
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} is not a state_dict of tensors; give the official "
+                              "GLNet .pth")
+    return dict(state)
+
+
+def import_official(official: str | os.PathLike, output: str | os.PathLike,
+                    classes: str = "deepglobe", global_fixed: str | os.PathLike | None = None,
+                    overwrite: bool = False) -> Path:
+    """Convert official GLNet weights into a glnet-geo checkpoint.
+
+    The checkpoint describes the official setting: bands 1-3, inputs scaled
+    to [0, 1] (``ToTensor()``: scale 255, mean 0, std 1), 508 px global view
+    and patches, 50 px minimum overlap, the dataset's scene size, and the
+    stage from :func:`official_stage`.
+
+    Args:
+        official: The official ``.pth`` (stage 2, or stage 3 with ``global_fixed``).
+        output: Checkpoint to write.
+        classes: Class preset, ``deepglobe`` or ``inria``.
+        global_fixed: The stage-1 ``.pth`` that goes with a stage-3 file.
+        overwrite: Replace ``output`` if it exists.
+
+    Returns:
+        The path written.
+
+    """
+    from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
+    from glnet_geo.classes import class_preset
+
+    preset = class_preset(classes)
+    if Path(output).exists() and not overwrite:
+        raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+    state = load_official(official)
+    fixed = load_official(global_fixed) if global_fixed is not None else None
+    model = from_official(state, len(preset.names), fixed, class_order=preset.official_order)
+    config = ModelConfig(
+        class_names=list(preset.names),
+        class_colors=list(preset.colors),
+        ignore_index=preset.ignore_index,
+        backbone=OFFICIAL_BACKBONE,
+        bands=[1, 2, 3],
+        normalization=Normalization(scale=255.0, mean=[0.0] * 3, std=[1.0] * 3),
+        global_size=508,
+        patch_size=508,
+        min_overlap=50,
+        scene_size=SCENE_SIZES[classes],
+        stage=official_stage(state, fixed),
+    )
+    return save_checkpoint(output, model, config, overwrite=overwrite)
+
+
+def _official_name(key: str) -> str | None:
+    branch, _, rest = key.partition(".")
+    if branch == "aggregation":
+        return "ensemble_conv." + rest.removeprefix("conv.")
+    if branch not in ("global_branch", "local_branch"):
+        return None
+    side = branch.removesuffix("_branch")
+    part, _, rest = rest.partition(".")
+    if part == "encoder":
+        return f"resnet_{side}.{rest}"
+    if side == "global":
+        return f"fpn_global.{rest}"
+    layer, _, param = rest.partition(".")
+    if layer in ("smooth", "classify"):
+        return f"fpn_local.{rest}"
+    if layer.endswith("_ext"):
+        return f"fpn_local.{layer.removesuffix('_ext')}.{param}"
+    return None  # our plain local layers have no official counterpart
+
+
+def _strip_module(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _copy(state: dict[str, Tensor], names: dict[str, str], allowed: set[str],
+          target: dict[str, Tensor], what: str) -> None:
+    """Copy ``state[official]`` into ``target[ours]`` for ``names``, checking keys and shapes.
+
+    BatchNorm's ``num_batches_tracked`` (absent from PyTorch 0.4.0 files) is optional.
+    """
+    unexpected = sorted(set(state) - allowed)
+    if unexpected:
+        raise CheckpointError(f"{what} has unexpected key {unexpected[0]!r} "
+                              f"({len(unexpected)} in all); it is not an official GLNet "
+                              "ResNet-50 checkpoint")
+    missing = sorted(k for k in names if k not in state
+                     and not k.endswith("num_batches_tracked"))
+    if missing:
+        raise CheckpointError(f"{what} lacks key {missing[0]!r} ({len(missing)} missing); "
+                              "the file is incomplete or not an official GLNet checkpoint")
+    for official, ours in names.items():
+        if official not in state:
+            continue
+        value = state[official]
+        if value.shape != target[ours].shape:
+            hint = ""
+            if ours.rsplit(".", 1)[0] in _CLASSIFIERS:
+                hint = (f": the file predicts {value.shape[0]} classes, the preset has "
+                        f"{target[ours].shape[0]}")
+            raise CheckpointError(f"{what}: {official} has shape {tuple(value.shape)}, expected "
+                                  f"{tuple(target[ours].shape)}{hint}")
+        target[ours] = value.to(target[ours].dtype)
+
+
+def _reorder_classes(target: dict[str, Tensor], order: Sequence[int], num_classes: int) -> None:
+    if sorted(order) != list(range(num_classes)):
+        raise CheckpointError(f"class_order {list(order)} is not a permutation of "
+                              f"0..{num_classes - 1}")
+    index = torch.as_tensor(list(order))
+    for prefix in _CLASSIFIERS:
+        for param in ("weight", "bias"):
+            key = f"{prefix}.{param}"
+            if key in target:
+                target[key] = target[key][index].clone()

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyogrio
+import rasterio
+from click.testing import CliRunner
+from glnet_geo.cli import main
+from rasterio.transform import from_origin
+
+
+def write_mask(path, data, crs="EPSG:32633"):
+    data = np.asarray(data)
+    data = data[None] if data.ndim == 2 else data
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
+                       count=data.shape[0], dtype=data.dtype, crs=crs,
+                       transform=from_origin(500_000.0, 4_000_000.0, 1.0, 1.0)) as dst:
+        dst.write(data)
+        dst.update_tags(1, class_names=json.dumps(["ground", "building"]))
+    return path
+
+
+def classes():
+    data = np.zeros((40, 40), np.uint8)
+    data[5:15, 5:20] = 1
+    data[25:35, 22:38] = 1
+    data[20, 0:40] = 2
+    return data
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["vectorize", *map(str, args)])
+
+
+def test_writes_polygons_with_options(tmp_path):
+    mask = write_mask(tmp_path / "m.tif", classes())
+    out = tmp_path / "b.geojson"
+    result = run(mask, "-o", out, "--classes", "1", "--regularize", "--min-area", "20",
+                 "--block-size", "16")
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.output
+    frame = pyogrio.read_dataframe(out)
+    assert frame.crs == "EPSG:4326"
+    assert sorted(frame.area_m2.round()) == [150, 160]
+    assert set(frame.class_name) == {"building"}
+
+
+def test_format_option_and_class_names(tmp_path):
+    mask = write_mask(tmp_path / "m.tif", classes())
+    out = tmp_path / "all.data"
+    result = run(mask, "-o", out, "--format", "FlatGeobuf", "--classes", "1,2",
+                 "--class-names", "bare,house,road", "--connectivity", "8")
+    assert result.exit_code == 0, result.output
+    frame = pyogrio.read_dataframe(out)
+    assert set(frame.class_name) == {"house", "road"}
+    assert len(frame) == 3
+
+
+def test_bad_input_is_one_line_and_nonzero(tmp_path):
+    mask = write_mask(tmp_path / "m.tif", classes())
+    existing = tmp_path / "exists.gpkg"
+    existing.write_text("x")
+    cases = {
+        "already exists": [mask, "-o", existing],
+        "unknown polygon format 'kml'": [mask, "-o", tmp_path / "o.kml", "--format", "kml"],
+        "cannot tell the polygon format": [mask, "-o", tmp_path / "o.kml"],
+        "2 bands": [write_mask(tmp_path / "rgb.tif", np.zeros((2, 8, 8), np.uint8)),
+                    "-o", tmp_path / "o.gpkg"],
+        "no CRS": [write_mask(tmp_path / "nocrs.tif", classes(), crs=None),
+                   "-o", tmp_path / "o.gpkg"],
+        "not a list of integer": [mask, "-o", tmp_path / "o.gpkg", "--classes", "roads"],
+        "does not exist": [tmp_path / "missing.tif", "-o", tmp_path / "o.gpkg"],
+    }
+    for message, args in cases.items():
+        result = run(*args)
+        assert result.exit_code == 1, (message, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+    assert existing.read_text() == "x"
+    assert not (tmp_path / "o.gpkg").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

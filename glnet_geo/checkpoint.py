@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,13 +187,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pt file "
                               "written by 'glnet-geo train' or 'glnet-geo import-official'")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a checkpoint (not a torch zip file); give a .pt "
+                              "file written by glnet-geo")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path} is not a safe glnet-geo checkpoint (refused to unpickle: {first}); "
-            "re-export it with 'glnet-geo import-official' or 'glnet-geo train'") from None
+            f"{path} is not a safe glnet-geo checkpoint (refused to unpickle: "
+            f"{unpickling_refusal(exc)}); re-export it with 'glnet-geo import-official' or "
+            "'glnet-geo train'") from None
     except Exception as exc:  # corrupt zip, truncated file, not a torch file at all
         raise CheckpointError(f"{path} is not a checkpoint ({type(exc).__name__}: {exc}); "
                               "give a .pt file written by glnet-geo") from None
@@ -206,6 +211,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{FORMAT_VERSION}; use the glnet-geo version that wrote it "
             f"({payload.get('config', {}).get('version', 'unknown')})")
     return payload
+
+
+def unpickling_refusal(exc: pickle.UnpicklingError) -> str:
+    """Say in a few words why ``torch.load(weights_only=True)`` refused a file."""
+    match = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    if match:
+        return f"it would call {match.group(1)}"
+    return "it holds something other than tensors and plain data"
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:

@@ -138,9 +138,11 @@ def load_official(path: str | os.PathLike) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from glnet_geo.checkpoint import unpickling_refusal
+
         raise CheckpointError(f"{path} is not a plain state_dict (refused to unpickle: "
-                              f"{first}); give the official GLNet .pth") from None
+                              f"{unpickling_refusal(exc)}); give the official GLNet .pth"
+                              ) from None
     except Exception as exc:
         raise CheckpointError(f"{path} is not a torch file ({type(exc).__name__}: {exc}); "
                               "give the official GLNet .pth") from None

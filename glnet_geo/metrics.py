@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -139,8 +140,14 @@ class SegmentationScores:
                         color="white" if norm[i, j] > 0.5 else "black")
         ax.set_title(f"mIoU {100 * self.miou:.1f}")
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.partial")
+        try:
+            fig.savefig(tmp, dpi=100, format="png")
+            os.replace(tmp, path)
+        finally:
+            plt.close(fig)
+            tmp.unlink(missing_ok=True)
 
 
 def scores(confusion: ConfusionMatrix | torch.Tensor | np.ndarray, class_names: list[str],

@@ -424,3 +424,79 @@ def write_custom_dataset(root: str | os.PathLike, count: int = 4, size: int = 51
     pd.concat(frames, ignore_index=True).set_crs(crs, allow_override=True).to_file(vector)
     classes = write_classes_file(root / "classes.json")
     return CustomDatasetFiles(images=images, labels=labels, vector=vector, classes=classes)
+
+
+#: DeepGlobe class of each synthetic class (urban, agriculture, rangeland, forest, water,
+#: barren, unknown): parks become forest, meadows rangeland, roads barren land.
+DEEPGLOBE_CLASSES = (0, 1, 3, 2, 5, 0)
+
+
+def write_deepglobe_layout(root: str | os.PathLike, count: int = 2, size: int = 256,
+                           seed: int = 0, folder: str = "training_data",
+                           ids: list[str] | None = None) -> list[Path]:
+    """Write synthetic scenes in the DeepGlobe Land Cover layout (RGB-coded masks).
+
+    ``root/data/<folder>/images/<id>_sat.jpg`` and ``.../masks/<id>_mask.png``,
+    classes mapped by :data:`DEEPGLOBE_CLASSES`, a corner of each mask marked
+    ``unknown``.
+
+    Args:
+        root: Dataset root.
+        count: Number of images (ignored when ``ids`` is given).
+        size: Image side in pixels.
+        seed: Seed of the first scene.
+        folder: ``training_data`` or ``test_data``.
+        ids: Image ids to use (default ``<seed + i>``).
+
+    Returns:
+        The image paths.
+
+    """
+    from glnet_geo.classes import DEEPGLOBE
+
+    ids = ids or [str(100000 + seed + i) for i in range(count)]
+    images, masks = Path(root) / "data" / folder / "images", Path(root) / "data" / folder / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    palette = np.asarray(DEEPGLOBE.colors, dtype=np.uint8)
+    written = []
+    for i, image_id in enumerate(ids):
+        scene = generate_scene(size, seed + i)
+        classes = np.asarray(DEEPGLOBE_CLASSES, dtype=np.uint8)[scene.label]
+        classes[: size // 16, : size // 16] = DEEPGLOBE.ignore_index
+        path = images / f"{image_id}_sat.jpg"
+        Image.fromarray(scene.image.transpose(1, 2, 0)).save(path, quality=95)
+        Image.fromarray(palette[classes]).save(masks / f"{image_id}_mask.png")
+        written.append(path)
+    return written
+
+
+def write_inria_layout(root: str | os.PathLike, cities: tuple[str, ...] = ("austin", "tyrol-w"),
+                       tiles_per_city: int = 6, size: int = 256, seed: int = 0) -> list[Path]:
+    """Write synthetic scenes in the Inria Aerial layout (0 / 255 building masks).
+
+    ``root/AerialImageDataset/train/images/<city><n>.tif`` and ``.../gt/<city><n>.tif``
+    (georeferenced), buildings 255, everything else 0.
+
+    Returns:
+        The image paths.
+
+    """
+    import rasterio
+
+    train = Path(root) / "AerialImageDataset" / "train"
+    (train / "images").mkdir(parents=True, exist_ok=True)
+    (train / "gt").mkdir(parents=True, exist_ok=True)
+    written = []
+    for c, city in enumerate(cities):
+        for n in range(1, tiles_per_city + 1):
+            scene = generate_scene(size, seed + c * 100 + n)
+            scene.label = np.where(scene.label == BUILDING, 255, 0).astype(np.uint8)
+            path = train / "images" / f"{city}{n}.tif"
+            write_scene(scene, path, crs="EPSG:32616")
+            with rasterio.open(path) as src:
+                profile = src.profile | {"count": 1, "photometric": "MINISBLACK"}
+            with rasterio.open(train / "gt" / f"{city}{n}.tif", "w", **profile) as dst:
+                dst.write(scene.label, 1)
+            written.append(path)
+    return written

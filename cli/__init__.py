@@ -18,6 +18,7 @@ import glnet_geo
 # (module, command name): each module defines a click command called ``command``.
 COMMANDS = (
     ("info", "info"),
+    ("predict", "predict"),
     ("import_official", "import-official"),
     ("vectorize", "vectorize"),
 )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
+from rasterio import windows
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
@@ -134,6 +135,13 @@ def open_dataset(path: str | os.PathLike) -> rasterio.DatasetReader:
     return dataset
 
 
+def _inside(window: Window, bounds: Window) -> Window | None:
+    """Return the part of ``window`` inside ``bounds``, or None when they do not meet."""
+    if not windows.intersect(window, bounds):
+        return None
+    return windows.intersection(window, bounds)
+
+
 class RasterInput:
     """A raster opened for prediction: band selection, masks, normalisation.
 
@@ -199,22 +207,38 @@ class RasterInput:
         return valid
 
     def read_global(self, window: Window, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Read a window downsampled (or upsampled) to ``shape`` by a decimated read.
+        """Read a window resampled to ``shape`` by a decimated read (``out_shape``).
+
+        A window reaching outside the raster (a scene padded up to the patch
+        size) is read boundless: the part inside the raster is read at its
+        share of ``shape`` (rounded to whole pixels) and the rest is masked.
 
         Args:
-            window: Raster pixels to read; must lie inside the raster.
+            window: Raster pixels to read.
             shape: (height, width) of the returned view.
 
         Returns:
             (C, h, w) float32 normalised pixels and (h, w) boolean validity.
 
         """
-        out_shape = (len(self.bands), *shape)
-        raw = self.dataset.read(self.bands, window=window, out_shape=out_shape,
-                                resampling=GLOBAL_RESAMPLING)
-        mask = self.dataset.dataset_mask(window=window, out_shape=shape)
-        valid = self._valid(raw, mask)
-        return normalize(raw, valid, self.normalization), valid
+        height, width = shape
+        inside = _inside(window, self.window)
+        if inside == window:
+            raw = self.dataset.read(self.bands, window=window, out_shape=(len(self.bands), *shape),
+                                    resampling=GLOBAL_RESAMPLING)
+            valid = self._valid(raw, self.dataset.dataset_mask(window=window, out_shape=shape))
+            return normalize(raw, valid, self.normalization), valid
+        x = np.zeros((len(self.bands), height, width), dtype=np.float32)
+        valid = np.zeros(shape, dtype=bool)
+        if inside is not None:
+            sy, sx = height / window.height, width / window.width
+            r0 = round((inside.row_off - window.row_off) * sy)
+            c0 = round((inside.col_off - window.col_off) * sx)
+            h = max(1, min(height - r0, round(inside.height * sy)))
+            w = max(1, min(width - c0, round(inside.width * sx)))
+            x[:, r0:r0 + h, c0:c0 + w], valid[r0:r0 + h, c0:c0 + w] = self.read_global(inside,
+                                                                                       (h, w))
+        return x, valid
 
     def read_raw(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Read raw pixels of a window that may reach outside the raster.
@@ -232,14 +256,13 @@ class RasterInput:
         dtype = np.result_type(*(self.dataset.dtypes[b - 1] for b in self.bands))
         raw = np.zeros((len(self.bands), height, width), dtype=dtype)
         valid = np.zeros((height, width), dtype=bool)
-        r0, c0 = max(row0, 0), max(col0, 0)
-        r1, c1 = min(row0 + height, self.height), min(col0 + width, self.width)
-        if r1 > r0 and c1 > c0:
-            inside = Window(c0, r0, c1 - c0, r1 - r0)
+        inside = _inside(window, self.window)
+        if inside is not None:
             part = self.dataset.read(self.bands, window=inside)
-            dst = (slice(None), slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0))
-            raw[dst] = part
-            valid[dst[1:]] = self._valid(part, self.dataset.dataset_mask(window=inside))
+            rows = slice(int(inside.row_off) - row0, int(inside.row_off + inside.height) - row0)
+            cols = slice(int(inside.col_off) - col0, int(inside.col_off + inside.width) - col0)
+            raw[:, rows, cols] = part
+            valid[rows, cols] = self._valid(part, self.dataset.dataset_mask(window=inside))
         return raw, valid
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,84 @@
+"""``glnet-geo predict``: class rasters from GeoTIFFs of any size."""
+
+from __future__ import annotations
+
+import click
+from glnet_geo.cli.options import output_opt, overwrite_opt
+
+
+def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """1-based band indexes from a comma-separated list ("4,3,2")."""
+    from glnet_geo.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        bands = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        bands = []
+    if not bands or min(bands) < 1:
+        raise InputError(f"--bands {value!r} is not a list of 1-based band indexes; pass e.g. "
+                         "--bands 1,2,3")
+    return bands
+
+
+@click.command(short_help="Predict a class raster aligned with each input raster.")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@output_opt
+@click.option("--polygons", type=click.Path(), metavar="PATH",
+              help="Also write polygons (format from the extension: .gpkg, .geojson, .shp, "
+                   ".fgb, .parquet).")
+@click.option("--probabilities", type=click.Path(), metavar="PATH",
+              help="Also write per-class confidence (one uint8 band per class, 255 = 1.0).")
+@click.option("--preview", type=click.Path(), metavar="PNG",
+              help="Also write a quick-look PNG: the input, the classes overlaid, a legend.")
+@click.option("--mode", type=click.Choice(["glnet", "global", "local"]), default="glnet",
+              show_default=True,
+              help="glnet: the checkpoint's own (G->L or G<->L); global: the global branch "
+                   "alone; local: the local branch's own logits.")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+              help="Where the model runs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              metavar="N", help="Patches per forward pass (bounds memory).")
+@click.option("--scene-size", type=click.IntRange(min=1), metavar="PX",
+              help="Side of the scenes GLNet sees whole [default: the checkpoint's].")
+@click.option("--halo", type=click.IntRange(min=0), metavar="PX",
+              help="Context kept around each scene's core where scenes meet "
+                   "[default: half a patch].")
+@click.option("--bands", callback=_bands, metavar="LIST",
+              help="1-based input bands to use, e.g. 4,3,2 [default: the checkpoint's].")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar [default: only on a terminal].")
+@overwrite_opt
+def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str | None,
+            probabilities: str | None, preview: str | None, mode: str, device: str,
+            batch_size: int, scene_size: int | None, halo: int | None,
+            bands: list[int] | None, progress: bool | None, overwrite: bool) -> None:
+    r"""Predict a class raster from each INPUT with CHECKPOINT.
+
+    INPUT is anything GDAL opens: a GeoTIFF, a VRT mosaic, a /vsicurl/ URL.
+    The output is a Cloud-Optimized GeoTIFF on the input's grid (same CRS,
+    transform and size): uint8 class ids, nodata 255 where the input is
+    nodata or masked, the checkpoint's palette and class names. With several
+    INPUTs, OUTPUT (and --probabilities, --preview, --polygons) are
+    directories that receive one file per input, named after it.
+
+    \b
+    Examples:
+      glnet-geo predict model.pt ortho.tif -o classes.tif --preview classes.png
+      glnet-geo predict model.pt tiles/*.tif -o classes/ --polygons polygons/
+    """
+    from glnet_geo.inference import predict_raster, predict_rasters
+
+    options = dict(probabilities=probabilities, preview=preview, polygons=polygons, mode=mode,
+                   device=device, batch_size=batch_size, scene_size=scene_size, halo=halo,
+                   bands=bands, overwrite=overwrite, progress=progress)
+    if len(inputs) == 1:
+        results = [predict_raster(checkpoint, inputs[0], output, **options)]
+    else:
+        results = predict_rasters(checkpoint, list(inputs), output, **options)
+    for result in results:
+        written = [result.classes, result.probabilities, result.preview, result.polygons]
+        click.echo(f"{result.input}: {result.scenes} scene(s) -> "
+                   + ", ".join(str(p) for p in written if p is not None))

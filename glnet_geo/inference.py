@@ -1,0 +1,554 @@
+"""Predicting class rasters of any size with GLNet, from disk to disk.
+
+The work is split so that it can be distributed later:
+
+- :func:`predict_scene` is a pure function of one scene: it reads the
+  scene's global view (a decimated read) and its patches (windowed reads, in
+  sub-batches), runs GLNet, blends the logits of overlapping patches and
+  returns the core's classes and probabilities with the core's window.
+- :func:`predict_raster` is the driver: it checks every input and output
+  before the model runs, loops over the scene grid
+  (:func:`glnet_geo.io.scenes.scene_grid`), writes each core through windowed
+  writes (:class:`glnet_geo.io.writer.CogWriter`) and publishes the
+  Cloud-Optimized GeoTIFFs only when complete, then the optional preview and
+  polygons. :func:`predict_rasters` does the same for several inputs.
+
+Blending: each patch's logits (at 1/4 of the patch size) are upsampled
+bilinearly to the patch size, turned into softmax probabilities and
+accumulated with a tent weight (:func:`blend_weights`, highest at the patch
+centre) in a buffer the size of the scene; the probabilities are the
+weighted means and the classes their argmax. Memory therefore depends on the
+scene size, the patch size and the batch size, never on the raster's size;
+GDAL's block cache is capped too (:data:`GDAL_CACHE_MB`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+import torch.nn.functional as F
+from rasterio.windows import Window
+
+import glnet_geo
+from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
+from glnet_geo.errors import InputError, OutputError
+from glnet_geo.io.grid import boxes_from_windows, patch_windows
+from glnet_geo.io.reader import RasterInput
+from glnet_geo.io.scenes import Scene, default_halo, scene_grid
+from glnet_geo.io.writer import (
+    CLASS_NODATA,
+    CogWriter,
+    check_output,
+    class_raster_writer,
+    probability_raster_writer,
+)
+from glnet_geo.models import GLNet, GLNetMode
+from glnet_geo.models.stages import Stage
+
+log = logging.getLogger(__name__)
+
+#: GDAL block cache while predicting, in MB: enough for a scene's reads and
+#: the output tiles it touches, and a bound on memory whatever the raster size.
+GDAL_CACHE_MB = 128
+
+
+class PredictMode(StrEnum):
+    """Which logits make the prediction (the paper's Table 2 comparison).
+
+    GLNET uses the checkpoint's own mode (G->L or G<->L, or G alone for a
+    stage-1 checkpoint); GLOBAL the global branch alone on the downsampled
+    scene; LOCAL the local branch's own logits on the patches (computed under
+    the checkpoint's sharing mode, without the aggregation layer).
+    """
+
+    GLNET = "glnet"
+    GLOBAL = "global"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """How one scene is predicted; plain data, so it can travel to workers.
+
+    Attributes:
+        mode: Which logits make the prediction.
+        network_mode: The mode GLNet runs in.
+        global_size: Side of the global view in pixels.
+        patch_size: Side of the local patches in pixels.
+        min_overlap: Minimum overlap of neighbouring patches in pixels.
+        batch_size: Patches per forward pass of the local branch.
+
+    """
+
+    mode: PredictMode
+    network_mode: GLNetMode
+    global_size: int
+    patch_size: int
+    min_overlap: int
+    batch_size: int
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, mode: PredictMode | str = PredictMode.GLNET,
+                    batch_size: int = 8) -> SceneSettings:
+        """Build the settings for a checkpoint's configuration.
+
+        Raises:
+            InputError: An unknown mode, a mode the checkpoint's stage cannot
+                run, or a batch size below 1.
+
+        """
+        try:
+            mode = PredictMode(mode)
+        except ValueError:
+            raise InputError(f"unknown mode {mode!r}; expected one of "
+                             f"{', '.join(m.value for m in PredictMode)}") from None
+        if batch_size < 1:
+            raise InputError(f"batch size {batch_size}; expected at least 1 (--batch-size)")
+        if mode is PredictMode.GLOBAL:
+            network_mode = GLNetMode.GLOBAL
+        else:
+            network_mode = config.stage.mode
+            if mode is PredictMode.LOCAL and network_mode is GLNetMode.GLOBAL:
+                raise InputError(f"--mode local needs a trained local branch but this checkpoint "
+                                 f"is at stage '{Stage.GLOBAL.value}'; use --mode global or a "
+                                 "checkpoint trained further")
+        return cls(mode=mode, network_mode=network_mode, global_size=config.global_size,
+                   patch_size=config.patch_size, min_overlap=config.min_overlap,
+                   batch_size=batch_size)
+
+    @property
+    def uses_patches(self) -> bool:
+        """Whether the prediction comes from per-patch logits."""
+        return self.network_mode is not GLNetMode.GLOBAL
+
+    def padded_shape(self, window: Window) -> tuple[int, int]:
+        """Return a read window's size, each side padded up to the patch size if shorter."""
+        return (max(int(window.height), self.patch_size),
+                max(int(window.width), self.patch_size))
+
+    def steps(self, scene: Scene) -> int:
+        """Return the units of progress of a scene: its patches, or 1 in global mode."""
+        if not self.uses_patches:
+            return 1
+        return len(patch_windows(*self.padded_shape(scene.read), self.patch_size,
+                                 self.min_overlap))
+
+
+@dataclass
+class ScenePrediction:
+    """The prediction of one scene's core.
+
+    Attributes:
+        window: The core on the raster.
+        classes: ``(h, w)`` uint8 class ids, 255 where the input is invalid.
+        valid: ``(h, w)`` validity of the input (nodata, masks).
+        probabilities: ``(K, h, w)`` float32 blended probabilities, or None.
+
+    """
+
+    window: Window
+    classes: np.ndarray
+    valid: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+def blend_weights(patch_size: int) -> torch.Tensor:
+    """Return the per-pixel weight of a patch's prediction where patches overlap.
+
+    A separable tent: 1 at the centre, falling linearly to ``1 / ceil(P / 2)``
+    at the edges, so pixels near a patch's border (less context) count less
+    than the same pixels seen near the centre of a neighbour.
+
+    Returns:
+        ``(P, P)`` float32 tensor.
+
+    """
+    half = -(-patch_size // 2)
+    i = torch.arange(patch_size, dtype=torch.float32)
+    ramp = torch.minimum(i + 1, patch_size - i).clamp(max=half) / half
+    return ramp[:, None] * ramp[None, :]
+
+
+def _offset(window: Window, origin: Window) -> Window:
+    """Move ``window`` (relative to ``origin``) into the coordinates ``origin`` is in."""
+    return Window(window.col_off + origin.col_off, window.row_off + origin.row_off,
+                  window.width, window.height)
+
+
+def global_view(raster: RasterInput, window: Window, settings: SceneSettings,
+                device: torch.device) -> torch.Tensor:
+    """Read the scene's global view: ``window`` decimated to ``global_size``.
+
+    Returns:
+        ``(1, C, G, G)`` float32 tensor on ``device``.
+
+    """
+    size = settings.global_size
+    x, _ = raster.read_global(window, (size, size))
+    return torch.from_numpy(x)[None].to(device)
+
+
+def _patch_batches(raster: RasterInput, read: Window, windows: Sequence[Window],
+                   batch_size: int, device: torch.device,
+                   on_patches: Callable[[int], None] | None) -> Iterator[torch.Tensor]:
+    """Read the patches of a scene lazily, ``batch_size`` windows at a time."""
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start:start + batch_size]
+        arrays = [raster.read(_offset(w, read))[0] for w in chunk]
+        yield torch.from_numpy(np.stack(arrays)).to(device)
+        if on_patches is not None:
+            on_patches(len(chunk))
+
+
+def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
+                        settings: SceneSettings, device: torch.device,
+                        on_patches: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Compute blended class probabilities over a scene's (padded) read window.
+
+    Args:
+        model: GLNet in eval mode on ``device``.
+        raster: The input.
+        read: The scene's read window.
+        settings: How to predict.
+        device: Where the model runs.
+        on_patches: Called with the number of patches after each sub-batch
+            (or with 1 after the global pass in global mode).
+
+    Returns:
+        ``(K, H, W)`` float32 probabilities on ``device``; ``H, W`` are the
+        read window's size, each padded up to the patch size if shorter
+        (padding at the bottom and right).
+
+    """
+    height, width = settings.padded_shape(read)
+    padded = Window(read.col_off, read.row_off, width, height)
+    image = global_view(raster, padded, settings, device)
+    with torch.inference_mode():
+        if not settings.uses_patches:
+            logits = model(image, None, None, mode=GLNetMode.GLOBAL).logits
+            probs = F.interpolate(logits, size=(height, width), mode="bilinear",
+                                  align_corners=False).softmax(1)[0]
+            if on_patches is not None:
+                on_patches(1)
+            return probs
+        patch = settings.patch_size
+        windows = patch_windows(height, width, patch, settings.min_overlap)
+        boxes = boxes_from_windows(windows, height, width)
+        weight = blend_weights(patch).to(device)
+        total = torch.zeros((model.num_classes, height, width), device=device)
+        weights = torch.zeros((height, width), device=device)
+        batches = _patch_batches(raster, read, windows, settings.batch_size, device, on_patches)
+        for part in model.iter_scene(image, boxes, batches, mode=settings.network_mode,
+                                     scene_shape=(height, width)):
+            logits = part.local_logits if settings.mode is PredictMode.LOCAL else part.logits
+            probs = F.interpolate(logits, size=(patch, patch), mode="bilinear",
+                                  align_corners=False).softmax(1) * weight
+            for p, window in zip(probs, windows[part.index], strict=True):
+                rows, cols = window.toslices()
+                total[:, rows, cols] += p
+                weights[rows, cols] += weight
+        return total / weights
+
+
+def predict_scene(model: GLNet, raster: RasterInput, scene: Scene, settings: SceneSettings,
+                  device: torch.device | str = "cpu", with_probabilities: bool = False,
+                  on_patches: Callable[[int], None] | None = None) -> ScenePrediction:
+    """Predict one scene and return its core.
+
+    Args:
+        model: GLNet in eval mode on ``device``.
+        raster: The input (only this scene's windows are read).
+        scene: The scene (read window and core).
+        settings: How to predict.
+        device: Where the model runs.
+        with_probabilities: Also return the core's probabilities.
+        on_patches: Progress callback (see :func:`scene_probabilities`).
+
+    Returns:
+        The core's classes (255 where the input is invalid), validity and,
+        if asked, probabilities.
+
+    """
+    device = torch.device(device)
+    probs = scene_probabilities(model, raster, scene.read, settings, device, on_patches)
+    rows, cols = scene.core_in_read.toslices()
+    core = probs[:, rows, cols]
+    classes = core.argmax(0).to(torch.uint8).cpu().numpy()
+    valid = raster.valid_mask(scene.core)
+    classes[~valid] = CLASS_NODATA
+    return ScenePrediction(window=scene.core, classes=classes, valid=valid,
+                           probabilities=core.cpu().numpy() if with_probabilities else None)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        InputError: An unknown device, or CUDA asked for but not available.
+
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N "
+                         "(--device)") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device}: no CUDA device is available here; use "
+                             "--device cpu or --device auto")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InputError(f"--device {device}: only {torch.cuda.device_count()} CUDA "
+                             f"device(s) here; use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif resolved.type != "cpu":
+        raise InputError(f"unsupported device {device!r}; expected auto, cpu, cuda or cuda:N")
+    return resolved
+
+
+@dataclass
+class PredictedRaster:
+    """What :func:`predict_raster` wrote.
+
+    Attributes:
+        input: The input raster.
+        classes: The class raster (COG).
+        probabilities: The probabilities raster (COG), if asked for.
+        preview: The quick-look PNG, if asked for.
+        polygons: The polygons file, if asked for.
+        scenes: Number of scenes predicted.
+
+    """
+
+    input: str
+    classes: Path
+    probabilities: Path | None = None
+    preview: Path | None = None
+    polygons: Path | None = None
+    scenes: int = 0
+
+
+def _load(checkpoint: Checkpoint | str | os.PathLike, device: torch.device) -> Checkpoint:
+    if isinstance(checkpoint, Checkpoint):
+        checkpoint.model.to(device).eval()
+        return checkpoint
+    return load_checkpoint(checkpoint, device=device)
+
+
+def _check_outputs(source: str, outputs: Sequence[Path | None], overwrite: bool) -> None:
+    """Check every output before any work: writable, not existing, not the input."""
+    given = [Path(p) for p in outputs if p is not None]
+    for path in given:
+        check_output(path, overwrite=overwrite)
+        if not source.startswith("/vsi") and Path(source).exists() and \
+                path.resolve() == Path(source).resolve():
+            raise OutputError(f"output {path} is the input raster; choose another output path")
+    resolved = [p.resolve() for p in given]
+    if len(set(resolved)) != len(resolved):
+        raise OutputError(f"two outputs share a path ({', '.join(map(str, given))}); give each "
+                          "output its own path")
+
+
+def _progress(total: int, description: str, enabled: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="patch", dynamic_ncols=True,
+                disable=None if enabled is None else not enabled, leave=False)
+
+
+def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.PathLike,
+                   output: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
+                   preview: str | os.PathLike | None = None,
+                   polygons: str | os.PathLike | None = None,
+                   mode: PredictMode | str = PredictMode.GLNET, device: str = "auto",
+                   batch_size: int = 8, scene_size: int | None = None, halo: int | None = None,
+                   bands: Sequence[int] | None = None, overwrite: bool = False,
+                   progress: bool | None = None) -> PredictedRaster:
+    """Predict a class raster aligned pixel for pixel with ``input``.
+
+    The raster is cut into scenes (:func:`glnet_geo.io.scenes.scene_grid`);
+    each is predicted by :func:`predict_scene` and its core written into a
+    tiled GeoTIFF that becomes a Cloud-Optimized GeoTIFF with overviews, moved
+    to ``output`` only when complete. The full-resolution raster is never in
+    memory.
+
+    Args:
+        checkpoint: A checkpoint path or a loaded :class:`Checkpoint`.
+        input: Any raster rasterio opens (GeoTIFF, VRT, ``/vsicurl/...``).
+        output: Path of the class raster (uint8 COG, nodata 255, palette and
+            class names from the checkpoint).
+        probabilities: Also write per-class confidence here (one uint8 band
+            per class, ``round(255 * p)``, masked pixels 0 under an internal
+            mask).
+        preview: Also write a quick-look PNG (input with classes overlaid and
+            a legend) here.
+        polygons: Also vectorise the classes into this file
+            (:func:`glnet_geo.vectorize.vectorize_raster`).
+        mode: ``glnet`` (the checkpoint's own), ``global`` or ``local``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: Patches per forward pass.
+        scene_size: Side of a scene in pixels (default: the checkpoint's).
+        halo: Context kept around each scene's core where scenes meet
+            (default: half a patch).
+        bands: 1-based input bands to use instead of the checkpoint's.
+        overwrite: Replace existing outputs.
+        progress: Show a progress bar (default: only on a terminal).
+
+    Returns:
+        The paths written.
+
+    Raises:
+        CheckpointError: ``checkpoint`` is not a glnet-geo checkpoint.
+        InputError: Unreadable input, mismatching bands, bad settings.
+        OutputExistsError: An output exists and ``overwrite`` is false.
+        OutputError: An output directory is missing or not writable.
+
+    """
+    torch_device = resolve_device(device)
+    source = os.fspath(input)
+    paths = [Path(output), *(Path(p) if p is not None else None
+                             for p in (probabilities, preview, polygons))]
+    _check_outputs(source, paths, overwrite)
+    if polygons is not None:
+        from glnet_geo.vectorize import vectorize_raster
+    loaded = _load(checkpoint, torch_device)
+    config = loaded.config
+    settings = SceneSettings.from_config(config, mode, batch_size)
+    scene_size = config.scene_size if scene_size is None else int(scene_size)
+    if scene_size < config.patch_size:
+        raise InputError(f"scene size {scene_size} px is smaller than the checkpoint's patch "
+                         f"size {config.patch_size} px; use --scene-size {config.patch_size} "
+                         "or more")
+    halo = default_halo(config.patch_size) if halo is None else int(halo)
+    result = PredictedRaster(input=source, classes=paths[0])
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+            RasterInput.open(source, config.bands, config.normalization, bands) as raster, \
+            ExitStack() as cleanup:
+        scenes = scene_grid(raster.height, raster.width, scene_size, halo)
+        tags = {"software": f"glnet-geo {glnet_geo.__version__}", "source": Path(source).name,
+                "predict_mode": settings.mode.value,
+                "network_mode": settings.network_mode.value,
+                "scene_size": str(scene_size), "halo": str(halo)}
+        writers: list[CogWriter] = [class_raster_writer(
+            paths[0], raster.dataset, config.class_names, config.class_colors, tags)]
+        if probabilities is not None:
+            writers.append(probability_raster_writer(probabilities, raster.dataset,
+                                                     config.class_names, tags))
+        for writer in writers:
+            cleanup.callback(writer.discard)
+            writer.open()
+        total = sum(settings.steps(scene) for scene in scenes)
+        with _progress(total, Path(source).name, progress) as bar:
+            for scene in scenes:
+                bar.set_postfix_str(f"scene {scene.index + 1}/{len(scenes)}")
+                prediction = predict_scene(loaded.model, raster, scene, settings, torch_device,
+                                           with_probabilities=probabilities is not None,
+                                           on_patches=bar.update)
+                writers[0].write(prediction.classes, prediction.window)
+                if probabilities is not None:
+                    scaled = np.rint(prediction.probabilities * 255).astype(np.uint8)
+                    scaled[:, ~prediction.valid] = 0
+                    writers[1].write(scaled, prediction.window, mask=prediction.valid)
+        for writer in writers:
+            writer.finish()
+        result.classes = writers[0].publish()
+        if probabilities is not None:
+            result.probabilities = writers[1].publish()
+        result.scenes = len(scenes)
+        if preview is not None:
+            from glnet_geo.preview import write_preview
+
+            result.preview = write_preview(raster, result.classes, preview,
+                                           config.class_names, config.class_colors)
+    if polygons is not None:
+        result.polygons = Path(vectorize_raster(result.classes, polygons,
+                                                probabilities=result.probabilities,
+                                                overwrite=overwrite))
+    return result
+
+
+def output_paths(inputs: Sequence[str | os.PathLike], directory: str | os.PathLike,
+                 suffix: str) -> list[Path]:
+    """Name one path per input in ``directory`` after the input: ``<stem><suffix>``.
+
+    Raises:
+        InputError: Two inputs share a stem (their outputs would collide).
+
+    """
+    stems: dict[str, str] = {}
+    for source in inputs:
+        stem = Path(os.fspath(source)).stem
+        if stem in stems:
+            raise InputError(f"inputs {stems[stem]} and {os.fspath(source)} would both write "
+                             f"{stem}{suffix}; rename one or predict them separately")
+        stems[stem] = os.fspath(source)
+    return [Path(directory) / f"{stem}{suffix}" for stem in stems]
+
+
+def _output_directory(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output {path} is a file; with several inputs the output is a "
+                          "directory, give a directory path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output directory {path} ({exc.strerror}); choose a "
+                          "writable location") from None
+    return path
+
+
+def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
+                    inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
+                    probabilities: str | os.PathLike | None = None,
+                    preview: str | os.PathLike | None = None,
+                    polygons: str | os.PathLike | None = None,
+                    polygon_suffix: str = ".gpkg", overwrite: bool = False,
+                    device: str = "auto", **options) -> list[PredictedRaster]:
+    """Predict several rasters; ``output`` (and each optional path) is a directory.
+
+    Each input ``<stem>.<ext>`` gives ``output/<stem>.tif`` (and
+    ``probabilities/<stem>.tif``, ``preview/<stem>.png``,
+    ``polygons/<stem><polygon_suffix>``). Every output is checked before the
+    first raster is predicted; the checkpoint is loaded once.
+
+    Args:
+        checkpoint: A checkpoint path or a loaded :class:`Checkpoint`.
+        inputs: The rasters.
+        output: Directory of the class rasters (created if missing).
+        probabilities: Directory of the probabilities rasters.
+        preview: Directory of the quick-look PNGs.
+        polygons: Directory of the polygon files.
+        polygon_suffix: File extension of the polygon files (the format).
+        overwrite: Replace existing outputs.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        **options: Passed to :func:`predict_raster` (mode, batch_size, ...).
+
+    Returns:
+        What was written for each input, in order.
+
+    """
+    plans: list[list[Path | None]] = [[p] for p in output_paths(inputs, output, ".tif")]
+    for directory, suffix in ((probabilities, ".tif"), (preview, ".png"),
+                              (polygons, polygon_suffix)):
+        column = output_paths(inputs, directory, suffix) if directory else [None] * len(inputs)
+        for plan, path in zip(plans, column, strict=True):
+            plan.append(path)
+    for directory in (output, probabilities, preview, polygons):
+        if directory is not None:
+            _output_directory(directory)
+    for source, plan in zip(inputs, plans, strict=True):
+        _check_outputs(os.fspath(source), plan, overwrite)
+    loaded = _load(checkpoint, resolve_device(device))
+    return [predict_raster(loaded, source, plan[0], probabilities=plan[1], preview=plan[2],
+                           polygons=plan[3], overwrite=overwrite, device=device, **options)
+            for source, plan in zip(inputs, plans, strict=True)]

@@ -1,0 +1,266 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import torch.nn.functional as F
+from affine import Affine
+from rasterio.io import MemoryFile
+from rio_cogeo.cogeo import cog_validate
+
+from glnet_geo.checkpoint import load_checkpoint
+from glnet_geo.errors import InputError, OutputExistsError
+from glnet_geo.inference import (
+    PredictMode,
+    SceneSettings,
+    blend_weights,
+    predict_raster,
+    predict_rasters,
+)
+from glnet_geo.io.grid import boxes_from_windows, patch_windows
+from glnet_geo.io.reader import RasterInput, normalize
+from glnet_geo.models import GLNetMode
+from glnet_geo.models.stages import Stage
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+_LOADED = {}
+
+
+def loaded(path):
+    """A checkpoint loaded once per session (building a model costs about a second)."""
+    if path not in _LOADED:
+        _LOADED[path] = load_checkpoint(path)
+    return _LOADED[path]
+
+
+def reference_prediction(checkpoint, raster_path, mode=PredictMode.GLNET):
+    """The whole raster through GLNet at once, in memory: no scenes, no sub-batches, no disk.
+
+    The global view is built by the same decimated read (on an in-memory copy of the
+    array); the patches are slices of the whole normalised array.
+    """
+    config, model = checkpoint.config, checkpoint.model
+    settings = SceneSettings.from_config(config, mode)
+    with rasterio.open(raster_path) as src:
+        raw, profile = src.read(config.bands), src.profile
+        valid = src.dataset_mask() != 0
+    height, width = raw.shape[1:]
+    size, patch = config.global_size, config.patch_size
+    padded_h, padded_w = max(height, patch), max(width, patch)
+    with MemoryFile() as memory, memory.open(**profile) as copy:
+        copy.write(raw, indexes=config.bands)
+        whole = RasterInput(copy, config.bands, config.normalization)
+        view, _ = whole.read_global(rasterio.windows.Window(0, 0, padded_w, padded_h),
+                                    (size, size))
+    image = np.zeros((len(config.bands), padded_h, padded_w), np.float32)
+    image[:, :height, :width] = normalize(raw, valid, config.normalization)
+    global_image = torch.from_numpy(view)[None]
+    with torch.inference_mode():
+        if settings.network_mode is GLNetMode.GLOBAL:
+            logits = model(global_image, None, None, mode=GLNetMode.GLOBAL).logits
+            probs = F.interpolate(logits, size=(padded_h, padded_w), mode="bilinear",
+                                  align_corners=False).softmax(1)[0]
+        else:
+            windows = patch_windows(padded_h, padded_w, patch, config.min_overlap)
+            patches = torch.stack([torch.from_numpy(image[(slice(None), *w.toslices())])
+                                   for w in windows])
+            out = model(global_image, patches, boxes_from_windows(windows, padded_h, padded_w),
+                        mode=settings.network_mode, scene_shape=(padded_h, padded_w))
+            logits = out.local_logits if mode is PredictMode.LOCAL else out.logits
+            weight = blend_weights(patch)
+            up = F.interpolate(logits, size=(patch, patch), mode="bilinear",
+                               align_corners=False).softmax(1) * weight
+            total = torch.zeros((config.num_classes, padded_h, padded_w))
+            weights = torch.zeros((padded_h, padded_w))
+            for p, w in zip(up, windows, strict=True):
+                total[(slice(None), *w.toslices())] += p
+                weights[w.toslices()] += weight
+            probs = total / weights
+    probs = probs[:, :height, :width].numpy()
+    classes = probs.argmax(0).astype(np.uint8)
+    classes[~valid] = 255
+    return classes, probs, valid
+
+
+def read(path, band=1):
+    with rasterio.open(path) as src:
+        return src.read(band)
+
+
+@pytest.mark.parametrize(("stage", "mode"), [
+    (Stage.GLOBAL_TO_LOCAL, PredictMode.GLNET),
+    (Stage.LOCAL_TO_GLOBAL, PredictMode.GLNET),
+    (Stage.GLOBAL_TO_LOCAL, PredictMode.LOCAL),
+    (Stage.GLOBAL_TO_LOCAL, PredictMode.GLOBAL),
+])
+def test_streamed_prediction_equals_the_whole_array_in_memory(make_checkpoint, make_raster,
+                                                               tmp_path, stage, mode):
+    checkpoint = loaded(make_checkpoint(stage))
+    raster = make_raster(height=100, width=90, nodata=0)  # one 160 px scene, 2x2 patches
+    out, probs = tmp_path / "classes.tif", tmp_path / "probs.tif"
+    result = predict_raster(checkpoint, raster, out, probabilities=probs, mode=mode,
+                            batch_size=3, device="cpu", progress=False)
+    assert result.scenes == 1
+    expected, expected_probs, valid = reference_prediction(checkpoint, raster, mode)
+    assert len(np.unique(expected)) >= 2, "the test model must predict several classes"
+    assert np.array_equal(read(out), expected)
+    with rasterio.open(probs) as src:
+        written = src.read()
+        assert np.array_equal(src.dataset_mask() != 0, valid)
+    assert np.abs(written.astype(int) - np.rint(expected_probs * 255)).max() <= 1
+
+
+def test_raster_smaller_than_a_patch(make_checkpoint, make_raster, tmp_path):
+    checkpoint = loaded(make_checkpoint())
+    raster = make_raster(height=40, width=51)
+    out = tmp_path / "tiny.tif"
+    predict_raster(checkpoint, raster, out, device="cpu", progress=False)
+    expected, _, _ = reference_prediction(checkpoint, raster)
+    classes = read(out)
+    assert classes.shape == (40, 51)
+    assert np.array_equal(classes, expected)
+
+
+def test_scene_grid_adds_no_seams(make_checkpoint, make_raster, tmp_path):
+    """Four scenes with a halo give exactly the classes of one scene covering everything.
+
+    What is tested is the scene grid, the halo, the windowed reads at scene offsets and
+    the stitching of cores, so everything else is held equal: the global branch is
+    silenced (with random weights, each scene's own global view shifts the classes: that
+    is GLNet's global context, not stitching), and the sizes are chosen so that the
+    scenes' patch grids fall on the single scene's grid (offsets 0, 24, 48, ... px; a
+    random local branch is sensitive to where a pixel sits in its patches).
+    """
+    checkpoint = load_checkpoint(make_checkpoint(global_size=32, patch_size=32, min_overlap=8))
+    for parameter in checkpoint.model.global_branch.parameters():
+        if parameter.ndim == 4:
+            torch.nn.init.zeros_(parameter)
+    raster = make_raster(height=128, width=104)
+    single, several = tmp_path / "single.tif", tmp_path / "several.tif"
+    assert predict_raster(checkpoint, raster, single, scene_size=128, progress=False).scenes == 1
+    assert predict_raster(checkpoint, raster, several, scene_size=80, halo=16,
+                          progress=False).scenes == 4
+    classes = read(several)
+    assert len(np.unique(classes)) == 3
+    assert np.array_equal(classes, read(single))
+
+
+@pytest.mark.parametrize("kind", ["utm", "geographic", "non-square", "uint16-1band", "4band"])
+def test_output_lines_up_with_the_input(make_checkpoint, make_raster, tmp_path, kind):
+    raster_kwargs, checkpoint_kwargs = {}, {}
+    if kind == "geographic":
+        raster_kwargs = dict(crs="EPSG:4326", transform=Affine(1e-4, 0, 7.5, 0, -1e-4, 46.2))
+    elif kind == "non-square":
+        raster_kwargs = dict(transform=Affine(0.5, 0, 300000, 0, -1.25, 5000000))
+    elif kind == "uint16-1band":
+        raster_kwargs = dict(count=1, dtype="uint16")
+        checkpoint_kwargs = dict(bands=(1,), scale=10000.0)
+    elif kind == "4band":
+        raster_kwargs = dict(count=4)
+        checkpoint_kwargs = dict(bands=(1, 2, 3, 4))
+    raster = make_raster(height=70, width=83, **raster_kwargs)
+    out = tmp_path / "classes.tif"
+    predict_raster(loaded(make_checkpoint(**checkpoint_kwargs)), raster, out, progress=False)
+    assert cog_validate(out, quiet=True)[0]
+    with rasterio.open(raster) as src, rasterio.open(out) as dst:
+        assert dst.driver == "GTiff"
+        assert dst.crs == src.crs
+        assert dst.transform == src.transform
+        assert (dst.width, dst.height) == (src.width, src.height)
+        assert dst.dtypes == ("uint8",) and dst.nodata == 255
+        assert json.loads(dst.tags(1)["class_names"]) == ["water", "forest", "urban"]
+        assert dst.colormap(1)[2][:3] == (230, 30, 30)
+        assert (dst.read(1) < 3).all()
+
+
+def test_nodata_footprint_of_a_real_landsat_scene(make_checkpoint, tmp_path):
+    raster = SHARED / "rasterio" / "RGB.byte.tif"
+    if not raster.exists():
+        pytest.skip("shared test data not available")
+    out = tmp_path / "classes.tif"
+    # global mode keeps this 791 x 718 px raster fast; its 9 scenes still go through
+    # the scene grid, the masked reads and the windowed writes
+    result = predict_raster(loaded(make_checkpoint()), raster, out, mode="global",
+                            scene_size=320, progress=False)
+    assert result.scenes == 9
+    with rasterio.open(raster) as src, rasterio.open(out) as dst:
+        nodata = src.dataset_mask() == 0
+        classes = dst.read(1)
+        assert nodata.any() and (~nodata).any()
+        assert np.array_equal(classes == 255, nodata)
+        assert (dst.crs, dst.transform) == (src.crs, src.transform)
+
+
+def test_alpha_band_is_a_mask(make_checkpoint, make_raster, tmp_path):
+    raster = make_raster(height=60, width=90, alpha=True)  # RGBA with an RGB checkpoint
+    out = tmp_path / "classes.tif"
+    predict_raster(loaded(make_checkpoint()), raster, out, progress=False)
+    with rasterio.open(raster) as src:
+        transparent = src.read(4) == 0
+    assert np.array_equal(read(out) == 255, transparent)
+
+
+def test_vrt_mosaic_predicts_like_the_merged_raster(make_checkpoint, make_raster, tmp_path):
+    whole = make_raster("whole.tif", height=100, width=120)
+    with rasterio.open(whole) as src:
+        profile, data = src.profile, src.read()
+    halves = []
+    for i, cols in enumerate((slice(0, 60), slice(60, 120))):
+        part = tmp_path / f"half{i}.tif"
+        window = rasterio.windows.Window(cols.start, 0, 60, 100)
+        with rasterio.open(part, "w", **{**profile, "width": 60,
+                                         "transform": src.window_transform(window)}) as dst:
+            dst.write(data[:, :, cols])
+        halves.append(part)
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}">'
+        + "".join(f"<SimpleSource><SourceFilename relativeToVRT=\"1\">{p.name}</SourceFilename>"
+                  f"<SourceBand>{b}</SourceBand><SrcRect xOff=\"0\" yOff=\"0\" xSize=\"60\" "
+                  f"ySize=\"100\"/><DstRect xOff=\"{60 * i}\" yOff=\"0\" xSize=\"60\" "
+                  "ySize=\"100\"/></SimpleSource>" for i, p in enumerate(halves))
+        + "</VRTRasterBand>" for b in (1, 2, 3))
+    vrt = tmp_path / "mosaic.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="120" rasterYSize="100"><SRS>{src.crs.to_wkt()}'
+                   f"</SRS><GeoTransform>{', '.join(map(str, src.transform.to_gdal()))}"
+                   f"</GeoTransform>{bands}</VRTDataset>")
+    checkpoint = loaded(make_checkpoint())
+    predict_raster(checkpoint, vrt, tmp_path / "from-vrt.tif", progress=False)
+    predict_raster(checkpoint, whole, tmp_path / "from-tif.tif", progress=False)
+    assert np.array_equal(read(tmp_path / "from-vrt.tif"), read(tmp_path / "from-tif.tif"))
+
+
+def test_several_inputs_write_one_raster_each(make_checkpoint, make_raster, tmp_path):
+    inputs = [make_raster("a.tif", 50, 40, seed=1), make_raster("b.tif", 45, 70, seed=2)]
+    results = predict_rasters(loaded(make_checkpoint()), inputs, tmp_path / "out", mode="global",
+                              preview=tmp_path / "png", progress=False)
+    assert [r.classes.name for r in results] == ["a.tif", "b.tif"]
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["a.png", "b.png"]
+    assert read(results[1].classes).shape == (45, 70)
+    with pytest.raises(OutputExistsError):
+        predict_rasters(loaded(make_checkpoint()), inputs, tmp_path / "out", progress=False)
+
+
+def test_inputs_with_the_same_stem_are_refused(make_checkpoint, make_raster, tmp_path):
+    a = make_raster("x.tif", 40, 40)
+    (tmp_path / "other").mkdir()
+    b = tmp_path / "other" / "x.tif"
+    b.write_bytes(a.read_bytes())
+    with pytest.raises(InputError, match="x.tif"):
+        predict_rasters(loaded(make_checkpoint()), [a, b], tmp_path / "out", progress=False)
+
+
+def test_local_mode_needs_a_trained_local_branch(make_checkpoint, make_raster, tmp_path):
+    with pytest.raises(InputError, match="--mode global"):
+        predict_raster(loaded(make_checkpoint(Stage.GLOBAL)), make_raster(), tmp_path / "o.tif",
+                       mode="local", progress=False)
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_stage_one_checkpoint_predicts_with_the_global_branch(make_checkpoint, make_raster,
+                                                              tmp_path):
+    checkpoint, raster = loaded(make_checkpoint(Stage.GLOBAL)), make_raster(height=90, width=100)
+    predict_raster(checkpoint, raster, tmp_path / "glnet.tif", progress=False)
+    predict_raster(checkpoint, raster, tmp_path / "global.tif", mode="global", progress=False)
+    assert np.array_equal(read(tmp_path / "glnet.tif"), read(tmp_path / "global.tif"))

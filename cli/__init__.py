@@ -21,6 +21,8 @@ COMMANDS = (
     ("predict", "predict"),
     ("import_official", "import-official"),
     ("vectorize", "vectorize"),
+    ("train", "train"),
+    ("evaluate", "evaluate"),
 )
 
 

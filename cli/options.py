@@ -8,3 +8,32 @@ overwrite_opt = click.option("--overwrite", is_flag=True,
                              help="Replace outputs that already exist.")
 output_opt = click.option("-o", "--output", required=True, type=click.Path(dir_okay=True),
                           help="Output path.")
+
+dataset_arg = click.argument("dataset", type=click.Choice(["deepglobe", "inria", "custom"]))
+
+
+def dataset_opts(function):
+    """Options that locate a dataset (``train`` and ``evaluate``)."""
+    options = [
+        click.option("--root", type=click.Path(file_okay=False), metavar="DIR",
+                     help="deepglobe / inria: the dataset folder (torchgeo's layouts)."),
+        click.option("--images", multiple=True, metavar="PATHS",
+                     help="custom: image GeoTIFFs, a folder or a quoted glob (repeatable)."),
+        click.option("--labels", multiple=True, metavar="PATHS",
+                     help="custom: label GeoTIFFs (folder, glob) or one vector file "
+                          "(GeoPackage, GeoJSON, Shapefile)."),
+        click.option("--label-field", metavar="NAME",
+                     help="custom, vector labels: the attribute holding the class id or name."),
+        click.option("--classes", "class_file", type=click.Path(dir_okay=False), metavar="JSON",
+                     help='custom: class file {"classes": [{"name": ..., "color": [r, g, b]}]}.'),
+        click.option("--layer", metavar="NAME", help="custom: layer of a multi-layer vector file."),
+        click.option("--paper-split", is_flag=True,
+                     help="deepglobe: the GLNet paper's 454/207/142 image ids."),
+        click.option("--inria-split", type=click.Choice(["city", "paper"]), default="city",
+                     show_default=True,
+                     help="inria: tiles 1-5 of each city for validation, or the paper's random "
+                          "126/27/27."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function

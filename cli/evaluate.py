@@ -1,0 +1,76 @@
+"""``glnet-geo evaluate``: mIoU, per-class IoU, pixel accuracy and confusion matrix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from glnet_geo.cli.options import dataset_arg, dataset_opts, overwrite_opt
+
+
+@click.command(short_help="Score a checkpoint on labelled data (mIoU, confusion matrix).")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@dataset_arg
+@dataset_opts
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
+              show_default=True, help="deepglobe / inria: which part to score.")
+@click.option("--mode", type=click.Choice(["glnet", "global", "local"]), default="glnet",
+              show_default=True,
+              help="The checkpoint's own mode, the global branch alone, or the local "
+                   "branch's own logits.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Write the scores as JSON, and the confusion matrix as PATH.png beside it.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Patches per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@overwrite_opt
+def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, ...],
+            labels: tuple[str, ...], label_field: str | None, class_file: str | None,
+            layer: str | None, paper_split: bool, inria_split: str, split: str, mode: str,
+            json_path: str | None, batch_size: int, device: str, overwrite: bool) -> None:
+    r"""Score CHECKPOINT on the labelled scenes of DATASET.
+
+    Every scene is predicted whole, as 'glnet-geo predict' does, and its
+    pixels go into one confusion matrix (the code of training's validation).
+    The ignored class (DeepGlobe's 'unknown') is left out of the mIoU; for
+    Inria the building IoU is printed too.
+
+    \b
+    Examples:
+      glnet-geo evaluate deepglobe.pt deepglobe --root data/deepglobe --paper-split
+      glnet-geo evaluate mine.pt custom --images 'test/*.tif' --labels test.gpkg \
+          --label-field class --json scores.json
+    """
+    from glnet_geo.errors import OutputExistsError
+    from glnet_geo.training.data import DataSettings
+    from glnet_geo.training.evaluation import evaluate_checkpoint
+
+    outputs = [] if json_path is None else [Path(json_path), Path(json_path).with_suffix(".png")]
+    for path in outputs:
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
+                        label_field=label_field, classes=class_file, layer=layer,
+                        paper_split=paper_split, inria_rule=inria_split)
+    result = evaluate_checkpoint(checkpoint, data, split, mode, batch_size, device)
+    click.echo(result.table())
+    report = {"checkpoint": checkpoint, "dataset": dataset, "split": split, "mode": mode,
+              **result.to_dict()}
+    if dataset == "inria":
+        building = result.class_iou("building")
+        click.echo(f"building IoU: {100 * building:.1f}")
+        report["building_iou"] = building
+    if json_path is not None:
+        _write_atomic(outputs[0], json.dumps(report, indent=2) + "\n")
+        result.plot_confusion(outputs[1])
+        click.echo(f"wrote {outputs[0]} and {outputs[1]}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then move it there."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,116 @@
+"""``glnet-geo train``: GLNet's three training stages on DeepGlobe, Inria or your own imagery."""
+
+from __future__ import annotations
+
+import click
+from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwrite_opt
+
+
+@click.command(short_help="Train GLNet (Algorithm 1) and write a checkpoint.")
+@dataset_arg
+@output_opt
+@dataset_opts
+@click.option("--val-images", multiple=True, metavar="PATHS",
+              help="custom: validation imagery [default: no validation].")
+@click.option("--val-labels", multiple=True, metavar="PATHS", help="custom: its labels.")
+@click.option("--stage", type=click.Choice(["global", "global-to-local", "local-to-global",
+                                            "all"]),
+              default="all", show_default=True,
+              help="Stage 1 (G), 2 (G->L), 3 (G<->L) or all three in order.")
+@click.option("--backbone", type=click.Choice(["resnet18", "resnet34", "resnet50"]),
+              default="resnet50", show_default=True, help="Encoder of both branches.")
+@click.option("--weights", metavar="imagenet|PATH",
+              help="Initialise a new model's encoders: 'imagenet' (torchvision cache) or a "
+                   "torchvision ResNet state_dict [default: random].")
+@click.option("--init", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
+              help="Start from a glnet-geo checkpoint (the previous stage's output).")
+@click.option("--resume", type=click.Path(dir_okay=False), metavar="CKPT",
+              help="Continue an interrupted run from its Lightning checkpoint "
+                   "(<output>.run/<stage>/last.ckpt).")
+@click.option("--global-size", type=click.IntRange(min=32), default=508, show_default=True,
+              metavar="PX", help="Side of the downsampled global view.")
+@click.option("--patch-size", type=click.IntRange(min=32), default=508, show_default=True,
+              metavar="PX", help="Side of the full-resolution patches.")
+@click.option("--min-overlap", type=click.IntRange(min=0), default=50, show_default=True,
+              metavar="PX", help="Minimum overlap of neighbouring patches.")
+@click.option("--scene-size", type=click.IntRange(min=32), default=2448, show_default=True,
+              metavar="PX", help="custom: side of the scenes (DeepGlobe/Inria: whole images).")
+@click.option("--samples-per-epoch", type=click.IntRange(min=1), metavar="N",
+              help="custom: random scenes per epoch [default: about one per scene area].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Scenes per optimizer step.")
+@click.option("--sub-batch-size", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Patches per forward/backward pass (gradients accumulate).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per stage [default: 50].")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps per stage.")
+@click.option("--lr-global", type=float, default=1e-4, show_default=True,
+              help="Adam learning rate of the global branch.")
+@click.option("--lr-local", type=float, default=2e-5, show_default=True,
+              help="Adam learning rate of the local branch.")
+@click.option("--gamma", type=click.FloatRange(min=0), default=6.0, show_default=True,
+              help="Focal loss focusing parameter (the official code used 3).")
+@click.option("--fmreg-weight", type=click.FloatRange(min=0), default=0.15, show_default=True,
+              help="Weight lambda of the feature-map regulariser.")
+@click.option("--accelerator", default="auto", show_default=True, help="auto, cpu or gpu.")
+@click.option("--devices", default="auto", show_default=True,
+              help="Devices per node: a count or 'auto'.")
+@click.option("--num-nodes", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--strategy", default="auto", show_default=True,
+              help="'ddp' for several GPUs or nodes (gloo on CPUs).")
+@click.option("--precision", help="Lightning precision [default: 16-mixed on GPU, else 32].")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Data loader processes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--run-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Lightning checkpoints and logs [default: <output>.run next to it].")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+              metavar="STEPS", help="Save a resumable checkpoint every STEPS steps.")
+@click.option("--no-augment", is_flag=True, help="No random flips / 90-degree rotations.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@overwrite_opt
+def command(dataset: str, output: str, root: str | None, images: tuple[str, ...],
+            labels: tuple[str, ...], label_field: str | None, class_file: str | None,
+            layer: str | None, paper_split: bool, inria_split: str,
+            val_images: tuple[str, ...], val_labels: tuple[str, ...], stage: str,
+            backbone: str, weights: str | None, init: str | None, resume: str | None,
+            global_size: int, patch_size: int, min_overlap: int, scene_size: int,
+            samples_per_epoch: int | None, batch_size: int, sub_batch_size: int,
+            epochs: int | None, max_steps: int | None, lr_global: float, lr_local: float,
+            gamma: float, fmreg_weight: float, accelerator: str, devices: str, num_nodes: int,
+            strategy: str, precision: str | None, workers: int, seed: int,
+            run_dir: str | None, checkpoint_every: int, no_augment: bool, quiet: bool,
+            overwrite: bool) -> None:
+    r"""Train GLNet on DATASET and write the checkpoint OUTPUT.
+
+    Runs the stages of the paper's Algorithm 1 with Lightning: the global
+    branch on downsampled scenes, then the local branch with global->local
+    sharing, then the global branch with local->global sharing. Lightning's
+    checkpoints (for --resume) and CSV/TensorBoard logs go to <output>.run/.
+
+    \b
+    Examples:
+      glnet-geo train deepglobe --root data/deepglobe -o deepglobe.pt --paper-split
+      glnet-geo train custom --images 'tiles/*.tif' --labels landcover.gpkg \
+          --label-field class --scene-size 2048 -o mine.pt --devices 4 --strategy ddp
+    """
+    from glnet_geo.training.data import DataSettings
+    from glnet_geo.training.module import LossSettings
+    from glnet_geo.training.trainer import TrainSettings, train
+
+    data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
+                        label_field=label_field, classes=class_file, layer=layer,
+                        val_images=list(val_images), val_labels=list(val_labels),
+                        paper_split=paper_split, inria_rule=inria_split, scene_size=scene_size,
+                        samples_per_epoch=samples_per_epoch)
+    settings = TrainSettings(
+        plan=stage, backbone=backbone, weights=weights, init=init, resume=resume,
+        global_size=global_size, patch_size=patch_size, min_overlap=min_overlap,
+        batch_size=batch_size, num_workers=workers, max_epochs=epochs, max_steps=max_steps,
+        accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
+        num_nodes=num_nodes, strategy=strategy, precision=precision, seed=seed,
+        run_dir=run_dir, checkpoint_every=checkpoint_every, augment=not no_augment,
+        losses=LossSettings(gamma=gamma, fmreg_weight=fmreg_weight, lr_global=lr_global,
+                            lr_local=lr_local, sub_batch_size=sub_batch_size),
+        progress=not quiet)
+    path = train(data, settings, output, overwrite=overwrite)
+    click.echo(f"wrote {path}")

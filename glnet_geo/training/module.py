@@ -1,0 +1,188 @@
+"""The Lightning module that trains one stage of GLNet (Algorithm 1 of the paper).
+
+Optimisation is manual: one optimizer step per batch of scenes, with the
+gradients of the scenes (and, in stage 2, of each sub-batch of patches)
+accumulated in between, as the official code does:
+
+- stage 1 (``GLOBAL``): G on the batch of global views; focal loss on G's
+  logits against the labels at a quarter of the global size.
+- stage 2 (``GLOBAL_TO_LOCAL``): G frozen; per scene and per sub-batch of
+  patches, ``focal(L's logits) + focal(aggregated logits) + lambda * fmreg``,
+  backpropagated at once (only the sub-batch's activations are held).
+- stage 3 (``LOCAL_TO_GLOBAL``): L frozen, the frozen stage-1 copy of G
+  feeding L; per scene, ``focal(G's logits) + focal(aggregated logits)``.
+
+The loss of every scene (or sub-batch) is divided by their number, so a step
+follows the mean loss over the batch. Validation predicts each scene whole in
+the stage's mode (:mod:`glnet_geo.training.evaluation`) and reports mIoU,
+pixel accuracy and per-class IoU from one confusion matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lightning as L
+import torch
+
+from glnet_geo.checkpoint import ModelConfig
+from glnet_geo.datasets.sample import SceneSample
+from glnet_geo.metrics import NO_LABEL, ConfusionMatrix, scores
+from glnet_geo.models import GLNet, GLNetMode
+from glnet_geo.models.losses import DEFAULT_GAMMA, focal_loss
+from glnet_geo.models.stages import (
+    LR_GLOBAL,
+    LR_LOCAL,
+    Stage,
+    prepare_stage,
+    stage_parameter_groups,
+)
+from glnet_geo.training.evaluation import ScoringMode, update_confusion
+
+
+@dataclass
+class LossSettings:
+    """The losses and the optimizer of a stage.
+
+    Attributes:
+        gamma: Focal loss focusing parameter (6 in the paper).
+        fmreg_weight: Weight lambda of the feature-map regulariser (0.15).
+        lr_global: Adam learning rate of G (1e-4).
+        lr_local: Adam learning rate of L (2e-5).
+        weight_decay: Adam L2 penalty (5e-4 in the official code).
+        sub_batch_size: Patches per forward/backward pass.
+
+    """
+
+    gamma: float = DEFAULT_GAMMA
+    fmreg_weight: float = 0.15
+    lr_global: float = LR_GLOBAL
+    lr_local: float = LR_LOCAL
+    weight_decay: float = 5e-4
+    sub_batch_size: int = 6
+
+
+def training_mode(stage: Stage) -> GLNetMode:
+    """Return the mode a stage trains in (and validates in)."""
+    return stage.mode
+
+
+class GLNetModule(L.LightningModule):
+    """Train one stage of a GLNet.
+
+    Args:
+        config: The model's configuration (``config.stage`` is ignored; the
+            stage trained is ``stage``).
+        stage: The stage to train.
+        losses: Loss and optimizer settings.
+        mode: The mode to train in, if not the stage's own: ``LOCAL`` or
+            ``AGGREGATE`` in stage 2 give the ablations of the paper's Table 2
+            (local branch alone; aggregation without sharing).
+        model: Start from this network (default: a new one from ``config``).
+
+    """
+
+    def __init__(self, config: ModelConfig, stage: Stage | str, losses: LossSettings | None = None,
+                 mode: GLNetMode | str | None = None, model: GLNet | None = None) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.stage = Stage(stage)
+        self.config = config
+        self.losses = losses or LossSettings()
+        self.mode = GLNetMode(mode) if mode is not None else training_mode(self.stage)
+        if model is None:
+            model = ModelConfig.from_dict(config.to_dict() | {"stage": self.stage.value}
+                                          ).build_model()
+        self.model = model
+        prepare_stage(self.model, self.stage)
+        self.val_confusion = ConfusionMatrix(config.num_classes, config.ignore_index)
+        self.save_hyperparameters({"config": config.to_dict(), "stage": self.stage.value,
+                                   "losses": asdict(self.losses), "mode": self.mode.value})
+
+    def _targets(self, labels: torch.Tensor) -> torch.Tensor:
+        labels = labels.long()
+        if self.config.ignore_index is not None:
+            labels = labels.masked_fill(labels == self.config.ignore_index, NO_LABEL)
+        return labels
+
+    def focal(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Focal loss of ``logits`` against ``labels`` (unlabelled and ignored pixels skipped)."""
+        return focal_loss(logits.float(), self._targets(labels), self.losses.gamma, NO_LABEL)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the parameters the stage trains (the paper's learning rates)."""
+        groups = stage_parameter_groups(self.model, self.stage, self.losses.lr_global,
+                                        self.losses.lr_local)
+        return torch.optim.Adam(groups, weight_decay=self.losses.weight_decay)
+
+    def on_fit_start(self) -> None:
+        """Freeze what the stage does not train (again, after any checkpoint restore)."""
+        prepare_stage(self.model, self.stage)
+        self.model.train()
+
+    def training_step(self, batch: list[SceneSample], batch_index: int) -> torch.Tensor:
+        """One optimizer step over a batch of scenes (gradients accumulated)."""
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        if self.stage is Stage.GLOBAL:
+            loss = self._global_step(batch)
+        elif self.stage is Stage.GLOBAL_TO_LOCAL:
+            loss = self._local_step(batch)
+        else:
+            loss = self._bidirectional_step(batch)
+        optimizer.step()
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(batch))
+        return loss
+
+    def _global_step(self, batch: list[SceneSample]) -> torch.Tensor:
+        images = torch.stack([s.global_image for s in batch])
+        labels = torch.stack([s.global_label for s in batch])
+        loss = self.focal(self.model.global_branch(images).logits, labels)
+        self.manual_backward(loss)
+        return loss.detach()
+
+    def _local_step(self, batch: list[SceneSample]) -> torch.Tensor:
+        parts = [(s, i) for s in batch for i in s.sub_batches(self.losses.sub_batch_size)]
+        total = torch.zeros((), device=self.device)
+        for sample, index in parts:
+            out = self.model(sample.global_image[None], sample.patches(index),
+                             sample.boxes[index], mode=self.mode, scene_shape=sample.scene_shape)
+            labels = sample.patch_labels(index)
+            loss = self.focal(out.logits, labels)
+            if self.mode is not GLNetMode.LOCAL:
+                loss = loss + self.focal(out.local_logits, labels)
+                loss = loss + self.losses.fmreg_weight * out.fmreg
+            self.manual_backward(loss / len(parts))
+            total += loss.detach() / len(parts)
+        return total
+
+    def _bidirectional_step(self, batch: list[SceneSample]) -> torch.Tensor:
+        total = torch.zeros((), device=self.device)
+        for sample in batch:
+            out = self.model(sample.global_image[None], sample.patches(), sample.boxes,
+                             mode=GLNetMode.BIDIRECTIONAL, scene_shape=sample.scene_shape)
+            loss = self.focal(out.global_logits, sample.global_label[None]) + \
+                self.focal(out.logits, sample.patch_labels())
+            self.manual_backward(loss / len(batch))
+            total += loss.detach() / len(batch)
+        return total
+
+    def validation_step(self, batch: list[SceneSample], batch_index: int) -> None:
+        """Predict each scene whole and add it to the confusion matrix."""
+        update_confusion(self.val_confusion, self.model, batch, ScoringMode(self.mode),
+                         self.losses.sub_batch_size)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log mIoU, pixel accuracy and per-class IoU, then reset the matrix."""
+        result = scores(self.val_confusion, self.config.class_names)
+        self.log("val_miou", result.miou, sync_dist=False)
+        self.log("val_pixel_accuracy", result.pixel_accuracy, sync_dist=False)
+        for name, value in zip(self.config.class_names, result.iou, strict=True):
+            if value == value:  # not NaN
+                self.log(f"val_iou/{name}", float(value), sync_dist=False)
+        self.val_confusion.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the stage trained, so ``--resume`` knows where to go on."""
+        checkpoint["glnet_stage"] = self.stage.value

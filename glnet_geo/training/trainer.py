@@ -1,0 +1,280 @@
+"""Running the stages of Algorithm 1 with Lightning, ending in one glnet-geo checkpoint.
+
+:func:`train` opens the data, builds (or loads) the model and runs the asked
+stages one after another, each with its own Lightning ``Trainer``, in a run
+directory next to the output::
+
+    model.run/global/last.ckpt             Lightning checkpoints (for --resume)
+    model.run/global-to-local/last.ckpt
+    model.run/logs/<stage>/version_N/      CSV and TensorBoard logs
+
+The final output is the self-describing checkpoint
+(:func:`glnet_geo.checkpoint.save_checkpoint`) at the last stage reached.
+Several GPUs or nodes train through Lightning's DDP strategy
+(``devices``/``num_nodes``/``strategy``); on a GPU, training runs in mixed
+precision unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint, save_checkpoint
+from glnet_geo.errors import CheckpointError, InputError, OutputExistsError
+from glnet_geo.models import GLNet
+from glnet_geo.models.stages import Stage
+from glnet_geo.training.data import DataSettings, GLNetDataModule, TrainingData, open_training_data
+from glnet_geo.training.module import GLNetModule, LossSettings
+
+log = logging.getLogger(__name__)
+
+#: File name of each stage's last Lightning checkpoint in the run directory.
+LAST = "last.ckpt"
+
+
+class StagePlan(StrEnum):
+    """What ``--stage`` asks for: one stage, or all three in order."""
+
+    GLOBAL = "global"
+    GLOBAL_TO_LOCAL = "global-to-local"
+    LOCAL_TO_GLOBAL = "local-to-global"
+    ALL = "all"
+
+    @property
+    def stages(self) -> list[Stage]:
+        """The stages to run, in order."""
+        if self is StagePlan.ALL:
+            return list(Stage)
+        return [Stage(self.value)]
+
+
+@dataclass
+class TrainSettings:
+    """How to train.
+
+    Attributes:
+        plan: Which stages.
+        backbone: ``resnet18``, ``resnet34`` or ``resnet50``.
+        weights: Encoder initialisation of a new model: None, ``imagenet``
+            or a torchvision ResNet state_dict path.
+        init: A glnet-geo checkpoint to start from (the previous stage's).
+        resume: A Lightning checkpoint of this run to continue from.
+        global_size: Side of the global view (508 in the paper).
+        patch_size: Side of the patches (508).
+        min_overlap: Minimum patch overlap (50).
+        batch_size: Scenes per optimizer step (6).
+        num_workers: Data loader workers.
+        max_epochs: Epochs per stage (when ``max_steps`` is not given).
+        max_steps: Optimizer steps per stage.
+        accelerator: ``auto``, ``cpu``, ``gpu``.
+        devices: Devices per node (``auto`` or a count).
+        num_nodes: Number of nodes.
+        strategy: Lightning strategy (``auto``, ``ddp``).
+        precision: Lightning precision; default ``16-mixed`` on GPUs,
+            ``32-true`` otherwise.
+        seed: Seed of weights, sampling and augmentation.
+        run_dir: Where Lightning checkpoints and logs go (default: next to
+            the output, ``<name>.run``).
+        checkpoint_every: Save a Lightning checkpoint every this many steps.
+        log_every: Log the loss every this many steps.
+        augment: Random flips and 90-degree rotations of training scenes.
+        losses: Losses and learning rates.
+        progress: Show Lightning's progress bar.
+
+    """
+
+    plan: StagePlan = StagePlan.ALL
+    backbone: str = "resnet50"
+    weights: str | None = None
+    init: str | None = None
+    resume: str | None = None
+    global_size: int = 508
+    patch_size: int = 508
+    min_overlap: int = 50
+    batch_size: int = 6
+    num_workers: int = 0
+    max_epochs: int | None = None
+    max_steps: int | None = None
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str | None = None
+    seed: int = 0
+    run_dir: str | None = None
+    checkpoint_every: int = 500
+    log_every: int = 10
+    augment: bool = True
+    losses: LossSettings = field(default_factory=LossSettings)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.plan = StagePlan(self.plan)
+        if self.max_steps is None and self.max_epochs is None:
+            self.max_epochs = 50
+        if self.min_overlap >= self.patch_size or self.patch_size < 32 or self.global_size < 32:
+            raise InputError(f"patch size {self.patch_size}, global size {self.global_size}, "
+                             f"min overlap {self.min_overlap}: expected sizes of at least 32 px "
+                             "and an overlap below the patch size")
+
+
+def default_run_dir(output: str | os.PathLike) -> Path:
+    """``model.run`` next to ``model.ckpt``."""
+    output = Path(output)
+    return output.with_name(output.stem + ".run")
+
+
+def resumed_stage(path: str | os.PathLike) -> Stage:
+    """Read the stage a Lightning checkpoint of a glnet-geo run was training.
+
+    Raises:
+        CheckpointError: Missing file or not a glnet-geo training checkpoint.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"--resume {path} does not exist; give a last.ckpt from the run "
+                              "directory of an earlier 'glnet-geo train'")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise CheckpointError(f"--resume {path} is not a Lightning checkpoint of glnet-geo "
+                              f"({type(exc).__name__}); give a last.ckpt from a run "
+                              "directory") from None
+    if "glnet_stage" not in payload:
+        raise CheckpointError(f"--resume {path} was not written by 'glnet-geo train' (no stage "
+                              "recorded); give a last.ckpt from its run directory")
+    return Stage(payload["glnet_stage"])
+
+
+def _precision(settings: TrainSettings) -> str:
+    if settings.precision:
+        return settings.precision
+    gpu = settings.accelerator in ("gpu", "cuda") or (
+        settings.accelerator == "auto" and torch.cuda.is_available())
+    return "16-mixed" if gpu else "32-true"
+
+
+def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
+                  validate: bool = True) -> L.Trainer:
+    """Build the Lightning ``Trainer`` of one stage: checkpoints, logs, devices, precision."""
+    # Expected here, not worth a user's attention: manual optimization steps once per batch
+    # (the checkpoint after a step is the state to resume from), frozen branches stay in
+    # eval mode on purpose, short runs log less often than log_every.
+    for message in ("Using ModelCheckpoint with manual optimization", "Found .* module",
+                    "The number of training batches", ".*LeafSpec.* is deprecated"):
+        warnings.filterwarnings("ignore", message=message)
+    stage_dir = run_dir / stage.value
+    checkpoints = ModelCheckpoint(dirpath=stage_dir, save_last=True, save_top_k=0,
+                                  every_n_train_steps=settings.checkpoint_every,
+                                  enable_version_counter=False)
+    loggers = [CSVLogger(run_dir / "logs", name=stage.value),
+               TensorBoardLogger(run_dir / "logs", name=stage.value, default_hp_metric=False)]
+    return L.Trainer(
+        default_root_dir=run_dir, accelerator=settings.accelerator, devices=settings.devices,
+        num_nodes=settings.num_nodes, strategy=settings.strategy,
+        precision=_precision(settings), max_epochs=settings.max_epochs,
+        max_steps=-1 if settings.max_steps is None else settings.max_steps,
+        callbacks=[checkpoints], logger=loggers, log_every_n_steps=settings.log_every,
+        num_sanity_val_steps=0, limit_val_batches=None if validate else 0,
+        enable_progress_bar=settings.progress, enable_model_summary=False,
+        deterministic=False)
+
+
+def _check_classes(config: ModelConfig, data: TrainingData, source: str) -> None:
+    """Check that the data's classes and bands are the model's."""
+    names = data.classes.names
+    if len(names) > config.num_classes:
+        raise InputError(f"the data has {len(names)} classes ({', '.join(names)}) but {source} "
+                         f"has {config.num_classes} ({', '.join(config.class_names)}); start a "
+                         "new model or use data with the checkpoint's classes")
+    if list(names) != list(config.class_names):
+        raise InputError(f"the data's classes ({', '.join(names)}) are not those of {source} "
+                         f"({', '.join(config.class_names)}); use data with the same classes")
+    if data.in_channels != config.in_channels:
+        raise InputError(f"the images have {data.in_channels} bands but {source} takes "
+                         f"{config.in_channels}; use imagery with the same bands")
+
+
+def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoint | None
+                    ) -> tuple[ModelConfig, GLNet | None]:
+    """Choose the configuration and network to start from (None: Lightning restores it)."""
+    if init is not None:
+        _check_classes(init.config, data, settings.init)
+        return init.config, init.model.train()
+    config = ModelConfig(
+        class_names=list(data.classes.names), class_colors=list(data.classes.colors),
+        ignore_index=data.classes.ignore_index, backbone=settings.backbone,
+        bands=list(range(1, data.in_channels + 1)), normalization=data.normalization,
+        global_size=settings.global_size, patch_size=settings.patch_size,
+        min_overlap=settings.min_overlap, scene_size=data.scene_size,
+        stage=settings.plan.stages[0])
+    if settings.resume:
+        return config, None  # Lightning restores the weights
+    model = GLNet(config.num_classes, config.backbone, config.in_channels,
+                  weights=settings.weights)
+    return config, model
+
+
+def train(data_settings: DataSettings, settings: TrainSettings, output: str | os.PathLike,
+          overwrite: bool = False) -> Path:
+    """Train GLNet's stages and write one glnet-geo checkpoint.
+
+    Args:
+        data_settings: Which data.
+        settings: How to train.
+        output: The checkpoint to write (at the last stage reached).
+        overwrite: Replace an existing output.
+
+    Returns:
+        The checkpoint written.
+
+    Raises:
+        InputError: Bad data or settings.
+        CheckpointError: A bad ``init`` or ``resume`` checkpoint.
+        OutputExistsError: ``output`` exists and ``overwrite`` is false.
+
+    """
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+    stages = settings.plan.stages
+    resume_stage = resumed_stage(settings.resume) if settings.resume else None
+    if resume_stage is not None:
+        if resume_stage not in stages:
+            raise InputError(f"--resume {settings.resume} was training stage "
+                             f"'{resume_stage.value}', which --stage {settings.plan.value} does "
+                             f"not run; pass --stage {resume_stage.value} or --stage all")
+        stages = stages[stages.index(resume_stage):]
+    L.seed_everything(settings.seed, workers=True, verbose=False)
+    init = load_checkpoint(settings.init) if settings.init else None
+    sizes = init.config if init is not None else settings  # views as the model was trained
+    data = open_training_data(data_settings, sizes.global_size, sizes.patch_size,
+                              sizes.min_overlap, augment=settings.augment)
+    config, model = _starting_point(settings, data, init)
+    run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
+    datamodule = GLNetDataModule(data, settings.batch_size, settings.num_workers)
+    trainer = None
+    for stage in stages:
+        module = GLNetModule(config, stage, settings.losses, model=model)
+        trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None)
+        resume = settings.resume if stage is resume_stage else None
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume,
+                    weights_only=True if resume else None)
+        trainer.save_checkpoint(run_dir / stage.value / LAST, weights_only=False)
+        model = module.model
+    config = dataclasses.replace(config, stage=stages[-1])
+    if trainer is not None and trainer.is_global_zero:
+        save_checkpoint(output, model.cpu(), config, overwrite=overwrite)
+    return output

@@ -65,6 +65,8 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwri
               help="Lightning checkpoints and logs [default: <output>.run next to it].")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               metavar="STEPS", help="Save a resumable checkpoint every STEPS steps.")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
+              metavar="STEPS", help="Log the training loss every STEPS steps.")
 @click.option("--no-augment", is_flag=True, help="No random flips / 90-degree rotations.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @overwrite_opt
@@ -78,8 +80,8 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
             epochs: int | None, max_steps: int | None, lr_global: float, lr_local: float,
             gamma: float, fmreg_weight: float, accelerator: str, devices: str, num_nodes: int,
             strategy: str, precision: str | None, workers: int, seed: int,
-            run_dir: str | None, checkpoint_every: int, no_augment: bool, quiet: bool,
-            overwrite: bool) -> None:
+            run_dir: str | None, checkpoint_every: int, log_every: int, no_augment: bool,
+            quiet: bool, overwrite: bool) -> None:
     r"""Train GLNet on DATASET and write the checkpoint OUTPUT.
 
     Runs the stages of the paper's Algorithm 1 with Lightning: the global
@@ -93,9 +95,14 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
       glnet-geo train custom --images 'tiles/*.tif' --labels landcover.gpkg \
           --label-field class --scene-size 2048 -o mine.pt --devices 4 --strategy ddp
     """
+    import logging
+
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.module import LossSettings
     from glnet_geo.training.trainer import TrainSettings, train
+
+    if not click.get_current_context().find_root().params.get("verbose"):
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 
     data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
                         label_field=label_field, classes=class_file, layer=layer,
@@ -108,7 +115,8 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         batch_size=batch_size, num_workers=workers, max_epochs=epochs, max_steps=max_steps,
         accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
         num_nodes=num_nodes, strategy=strategy, precision=precision, seed=seed,
-        run_dir=run_dir, checkpoint_every=checkpoint_every, augment=not no_augment,
+        run_dir=run_dir, checkpoint_every=checkpoint_every, log_every=log_every,
+        augment=not no_augment,
         losses=LossSettings(gamma=gamma, fmreg_weight=fmreg_weight, lr_global=lr_global,
                             lr_local=lr_local, sub_batch_size=sub_batch_size),
         progress=not quiet)

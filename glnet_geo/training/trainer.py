@@ -4,9 +4,11 @@
 stages one after another, each with its own Lightning ``Trainer``, in a run
 directory next to the output::
 
-    model.run/global/last.ckpt             Lightning checkpoints (for --resume)
-    model.run/global-to-local/last.ckpt
-    model.run/logs/<stage>/version_N/      CSV and TensorBoard logs
+    model.run/<stage>/last.ckpt        Lightning checkpoint (for --resume), written every
+                                       ``checkpoint_every`` steps and when training fails
+    model.run/<stage>.pt               the model at the end of each stage but the last
+                                       (a glnet-geo checkpoint, for --init)
+    model.run/logs/<stage>/version_N/  CSV and TensorBoard logs
 
 The final output is the self-describing checkpoint
 (:func:`glnet_geo.checkpoint.save_checkpoint`) at the last stage reached.
@@ -39,8 +41,8 @@ from glnet_geo.training.module import GLNetModule, LossSettings
 
 log = logging.getLogger(__name__)
 
-#: File name of each stage's last Lightning checkpoint in the run directory.
-LAST = "last.ckpt"
+#: Name of each stage's resumable Lightning checkpoint (``<run dir>/<stage>/last.ckpt``).
+LAST = "last"
 
 
 class StagePlan(StrEnum):
@@ -176,9 +178,10 @@ def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
                     "The number of training batches", ".*LeafSpec.* is deprecated"):
         warnings.filterwarnings("ignore", message=message)
     stage_dir = run_dir / stage.value
-    checkpoints = ModelCheckpoint(dirpath=stage_dir, save_last=True, save_top_k=0,
+    # One file, last.ckpt, rewritten every checkpoint_every steps and when training fails.
+    checkpoints = ModelCheckpoint(dirpath=stage_dir, filename=LAST, save_top_k=1,
                                   every_n_train_steps=settings.checkpoint_every,
-                                  enable_version_counter=False)
+                                  save_on_exception=True, enable_version_counter=False)
     loggers = [CSVLogger(run_dir / "logs", name=stage.value),
                TensorBoardLogger(run_dir / "logs", name=stage.value, default_hp_metric=False)]
     return L.Trainer(
@@ -205,6 +208,21 @@ def _check_classes(config: ModelConfig, data: TrainingData, source: str) -> None
     if data.in_channels != config.in_channels:
         raise InputError(f"the images have {data.in_channels} bands but {source} takes "
                          f"{config.in_channels}; use imagery with the same bands")
+
+
+def _check_start(stage: Stage, init: Checkpoint | None, settings: TrainSettings) -> None:
+    """Check that a run starting at ``stage`` starts from the stage before it (Algorithm 1)."""
+    if stage is Stage.GLOBAL or settings.resume:
+        return
+    order = list(Stage)
+    needed = order[order.index(stage) - 1]
+    if init is None:
+        raise InputError(f"--stage {stage.value} continues a model trained to stage "
+                         f"'{needed.value}'; pass it with --init CHECKPOINT, or use --stage all")
+    if order.index(init.config.stage) < order.index(needed):
+        raise InputError(f"--init {settings.init} reached stage '{init.config.stage.value}' but "
+                         f"--stage {stage.value} needs a model trained to '{needed.value}'; "
+                         "train the missing stage first")
 
 
 def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoint | None
@@ -259,22 +277,23 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
         stages = stages[stages.index(resume_stage):]
     L.seed_everything(settings.seed, workers=True, verbose=False)
     init = load_checkpoint(settings.init) if settings.init else None
+    _check_start(stages[0], init, settings)
     sizes = init.config if init is not None else settings  # views as the model was trained
     data = open_training_data(data_settings, sizes.global_size, sizes.patch_size,
                               sizes.min_overlap, augment=settings.augment)
     config, model = _starting_point(settings, data, init)
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
     datamodule = GLNetDataModule(data, settings.batch_size, settings.num_workers)
-    trainer = None
     for stage in stages:
         module = GLNetModule(config, stage, settings.losses, model=model)
         trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None)
         resume = settings.resume if stage is resume_stage else None
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume,
                     weights_only=True if resume else None)
-        trainer.save_checkpoint(run_dir / stage.value / LAST, weights_only=False)
         model = module.model
-    config = dataclasses.replace(config, stage=stages[-1])
-    if trainer is not None and trainer.is_global_zero:
-        save_checkpoint(output, model.cpu(), config, overwrite=overwrite)
+        if trainer.is_global_zero:
+            reached = dataclasses.replace(config, stage=stage)
+            final = stage is stages[-1]
+            save_checkpoint(output if final else run_dir / f"{stage.value}.pt", model, reached,
+                            overwrite=overwrite or not final)
     return output

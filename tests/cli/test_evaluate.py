@@ -1,0 +1,72 @@
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from glnet_geo.cli import main
+
+from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
+from glnet_geo.datasets import synthetic
+from glnet_geo.models.stages import Stage
+
+torch.set_num_threads(1)  # 2 shared cores: one thread per test process is the fastest
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_line_error(result, *words):
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return synthetic.write_custom_dataset(tmp_path_factory.mktemp("tiles"), count=1, size=64,
+                                          seed=6)
+
+
+def _checkpoint(path, names, stage=Stage.GLOBAL_TO_LOCAL):
+    config = ModelConfig(class_names=list(names), backbone="resnet18", global_size=64,
+                         patch_size=32, min_overlap=0, scene_size=64, stage=stage,
+                         normalization=Normalization(255.0, [0.5] * 3, [0.25] * 3))
+    torch.manual_seed(0)
+    return save_checkpoint(path, config.build_model(), config)
+
+
+def test_evaluate_prints_and_writes_scores(files, tmp_path):
+    checkpoint = _checkpoint(tmp_path / "m.pt", synthetic.CLASS_NAMES)
+    out = tmp_path / "scores.json"
+    args = ["evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
+            files.vector, "--label-field", "class", "--json", out]
+    result = invoke(*args, "--mode", "local")
+    assert result.exit_code == 0, result.output
+    assert "mIoU" in result.output and "pixel accuracy" in result.output
+    report = json.loads(out.read_text())
+    assert report["mode"] == "local" and set(report["iou"]) == set(synthetic.CLASS_NAMES)
+    assert sum(map(sum, report["confusion_matrix"])) == 64 * 64
+    assert out.with_suffix(".png").exists()
+    one_line_error(invoke(*args), "scores.json already exists", "--overwrite")
+
+
+def test_more_classes_than_the_checkpoint(files, tmp_path):
+    checkpoint = _checkpoint(tmp_path / "m.pt", ["urban", "rural"])
+    result = invoke("evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
+                    files.labels[0])
+    one_line_error(result, "holds class", "the classes of", "m.pt")
+    result = invoke("evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
+                    files.labels[0], "--classes", files.classes)
+    one_line_error(result, "the labels have 6 classes", "predicts 2")
+    result = invoke("evaluate", checkpoint, "deepglobe", "--root", tmp_path)
+    one_line_error(result, "deepglobe have 7 classes")
+
+
+def test_local_mode_needs_a_trained_local_branch(files, tmp_path):
+    checkpoint = _checkpoint(tmp_path / "g.pt", synthetic.CLASS_NAMES, Stage.GLOBAL)
+    result = invoke("evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
+                    files.labels[0], "--mode", "local")
+    one_line_error(result, "--mode local")

@@ -1,0 +1,138 @@
+"""``glnet-geo train`` on tiny fixtures in the real layouts, then predict and evaluate."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from click.testing import CliRunner
+from glnet_geo.cli import main
+from PIL import Image
+
+from glnet_geo.checkpoint import load_checkpoint
+from glnet_geo.datasets import synthetic
+from glnet_geo.models.stages import Stage
+
+torch.set_num_threads(1)  # 2 shared cores: one thread per test process is the fastest
+
+TINY = ["--stage", "all", "--max-steps", "2", "--backbone", "resnet18", "--global-size", "64",
+        "--patch-size", "32", "--min-overlap", "0", "--batch-size", "1", "--log-every", "1",
+        "--quiet"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def last_line_error(result, *words):
+    assert result.exit_code != 0
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error:"), result.output
+    for word in words:
+        assert word in line, line
+
+
+def check_trained(checkpoint, image, tmp_path, *evaluate_args):
+    """The checkpoint is at stage 3, predicts a raster and evaluates with --json."""
+    loaded = load_checkpoint(checkpoint)
+    assert loaded.config.stage is Stage.LOCAL_TO_GLOBAL
+    assert loaded.config.backbone == "resnet18" and loaded.config.patch_size == 32
+    run_dir = checkpoint.with_name(checkpoint.stem + ".run")
+    for stage in (Stage.GLOBAL, Stage.GLOBAL_TO_LOCAL):  # each stage's model, for --init
+        assert load_checkpoint(run_dir / f"{stage.value}.pt").config.stage is stage
+    assert len(list((run_dir / "logs").glob("*/version_0/metrics.csv"))) == 3
+    predicted = tmp_path / "pred.tif"
+    result = invoke("predict", checkpoint, image, "-o", predicted, "--no-progress")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(predicted) as out, rasterio.open(image) as src:
+        assert out.shape == src.shape and out.crs == src.crs
+        assert set(np.unique(out.read(1))) <= set(range(loaded.config.num_classes))
+    scores = tmp_path / "scores.json"
+    result = invoke("evaluate", checkpoint, *evaluate_args, "--json", scores)
+    assert result.exit_code == 0, result.output
+    assert "mIoU" in result.output
+    report = json.loads(scores.read_text())
+    k = loaded.config.num_classes
+    assert np.asarray(report["confusion_matrix"]).shape == (k, k)
+    assert report["mode"] == "glnet" and 0 <= report["pixel_accuracy"] <= 1
+    assert scores.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    return report, result.output
+
+
+def test_train_deepglobe_all_stages(tmp_path):
+    root = tmp_path / "deepglobe"
+    (image,) = synthetic.write_deepglobe_layout(root, count=1, size=64, seed=0)
+    synthetic.write_deepglobe_layout(root, count=1, size=64, seed=5, folder="test_data")
+    out = tmp_path / "dg.pt"
+    result = invoke("train", "deepglobe", "--root", root, "-o", out, *TINY)
+    assert result.exit_code == 0, result.output
+    tif = tmp_path / "scene.tif"  # predict reads GeoTIFFs: the JPEG as an RGB GeoTIFF
+    pixels = np.asarray(Image.open(image)).transpose(2, 0, 1)
+    with rasterio.open(tif, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
+                       crs="EPSG:32631", transform=Affine(0.5, 0, 0, 0, -0.5, 0)) as dst:
+        dst.write(pixels)
+    report, _ = check_trained(out, tif, tmp_path, "deepglobe", "--root", root)
+    assert report["iou"]["unknown"] is None  # the ignored class is not scored
+
+
+def test_train_inria_all_stages(tmp_path):
+    images = synthetic.write_inria_layout(tmp_path / "inria", cities=("austin",),
+                                          tiles_per_city=6, size=64)
+    for image in images[:4]:  # keep austin5 (validation) and austin6 (training)
+        image.unlink()
+        (image.parent.parent / "gt" / image.name).unlink()
+    image = images[4]
+    out = tmp_path / "inria.pt"
+    result = invoke("train", "inria", "--root", tmp_path / "inria", "-o", out, *TINY)
+    assert result.exit_code == 0, result.output
+    report, output = check_trained(out, image, tmp_path, "inria", "--root",
+                                   tmp_path / "inria", "--split", "val")
+    assert "building IoU" in output and "building_iou" in report
+
+
+@pytest.mark.parametrize("labels", ["raster", "vector"])
+def test_train_custom_all_stages(tmp_path, labels):
+    files = synthetic.write_custom_dataset(tmp_path / "tiles", count=2, size=64, seed=3)
+    if labels == "raster":
+        label_args = ["--labels", files.labels[0].parent, "--classes", files.classes]
+    else:
+        label_args = ["--labels", files.vector, "--label-field", "class"]
+    images = ["--images", str(files.images[0].parent / "*.tif")]
+    out = tmp_path / "custom.pt"
+    result = invoke("train", "custom", *images, *label_args, "--scene-size", "64", "-o", out,
+                    *TINY)
+    assert result.exit_code == 0, result.output
+    check_trained(out, files.images[0], tmp_path, "custom", *images, *label_args)
+
+
+def test_bad_roots_name_what_was_expected_and_found(tmp_path):
+    (tmp_path / "empty" / "junk").mkdir(parents=True)
+    result = invoke("train", "deepglobe", "--root", tmp_path / "empty", "-o", tmp_path / "m.pt")
+    last_line_error(result, "data/training_data", "found ['junk']")
+    result = invoke("train", "inria", "--root", tmp_path / "empty", "-o", tmp_path / "m.pt")
+    last_line_error(result, "AerialImageDataset/train", "found ['junk']")
+    result = invoke("train", "custom", "-o", tmp_path / "m.pt")
+    last_line_error(result, "--images", "--labels")
+
+
+def test_bad_custom_labels(tmp_path):
+    files = synthetic.write_custom_dataset(tmp_path, count=1, size=64, seed=4)
+    common = ["train", "custom", "--images", files.images[0], "-o", tmp_path / "m.pt"]
+    result = invoke(*common, "--labels", files.vector, "--label-field", "landuse")
+    last_line_error(result, "no attribute 'landuse'", "class")
+    shifted = tmp_path / "shifted.tif"
+    with rasterio.open(files.labels[0]) as src:
+        profile = src.profile | {"transform": src.transform * src.transform.translation(1e4, 0)}
+        with rasterio.open(shifted, "w", **profile) as dst:
+            dst.write(src.read())
+    result = invoke(*common, "--labels", shifted)
+    last_line_error(result, "do not overlap the images")
+
+
+def test_stage_two_alone_needs_a_stage_one_model(tmp_path):
+    files = synthetic.write_custom_dataset(tmp_path, count=1, size=64, seed=4)
+    result = invoke("train", "custom", "--images", files.images[0], "--labels", files.labels[0],
+                    "--stage", "global-to-local", "-o", tmp_path / "m.pt")
+    last_line_error(result, "--init CHECKPOINT")

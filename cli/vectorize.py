@@ -40,14 +40,14 @@ def _ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> 
               help="Probabilities raster (a band per class): adds the mean 'confidence'.")
 @click.option("--class-names", metavar="NAMES",
               help="Comma-separated names by class id [default: the raster's class_names tag].")
-@click.option("--connectivity", type=click.Choice(["4", "8"]), default="4", show_default=True,
+@click.option("--connectivity", type=int, default=4, show_default=True, metavar="4|8",
               help="4: regions touching at a corner stay apart; 8: they are one region.")
-@click.option("--block-size", type=click.IntRange(min=2), default=1024, show_default=True,
-              metavar="PX", help="Side of the blocks processed at a time (bounds memory).")
+@click.option("--block-size", type=int, default=1024, show_default=True, metavar="PX",
+              help="Side of the blocks processed at a time (bounds memory).")
 @overwrite_opt
 def command(mask: str, output: str, format_: str | None, simplify: float, min_area: float,
             classes: list[int] | None, regularize: bool, probabilities: str | None,
-            class_names: str | None, connectivity: str, block_size: int,
+            class_names: str | None, connectivity: int, block_size: int,
             overwrite: bool) -> None:
     r"""Write one polygon per connected region of the class raster MASK.
 
@@ -66,6 +66,6 @@ def command(mask: str, output: str, format_: str | None, simplify: float, min_ar
     path = vectorize_raster(Path(mask), Path(output), simplify=simplify, min_area=min_area,
                             classes=classes, regularize=regularize, probabilities=probabilities,
                             format=format_, block_size=block_size,
-                            connectivity=int(connectivity), overwrite=overwrite,
+                            connectivity=connectivity, overwrite=overwrite,
                             class_names=names)
     click.echo(f"Wrote {path}")

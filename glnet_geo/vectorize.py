@@ -5,8 +5,8 @@
 region, with ``class_id``, ``class_name``, ``area_m2`` and, when a
 probabilities raster is given, ``confidence``.
 
-How it works (memory follows the block size and the raster's width, never the
-raster's area):
+How it works (memory follows the block size, the raster's width and the
+largest region, never the raster's area):
 
 1. The raster is read in square blocks (``block_size`` px), row by row, with
    its dataset mask: nodata and masked pixels, and pixels of classes not kept,
@@ -16,11 +16,13 @@ raster's area):
    exactly along the seam).
 3. A piece that touches no inner block edge is a whole region: it is finished
    and written at once. A piece that does is kept; the pixels on both sides of
-   each seam (labelled by rasterizing the kept pieces) tell which pieces belong
-   to one region (union-find). After each block row, every region that cannot
-   grow into the next row is dissolved (:func:`shapely.union_all`), finished
-   and written. So one region is one feature however the blocks fell, and only
-   one block row of seam pieces (plus the regions still growing) is in memory.
+   each seam (the kept pieces are rasterized along the block's edges) tell
+   which pieces belong to one region (union-find). After each block row, every
+   region that cannot grow into the next row is dissolved
+   (:func:`shapely.union_all`), finished and written. So one region is one
+   feature however the blocks fell, and only one block row of seam pieces plus
+   the pieces of regions still growing downwards are in memory (a region that
+   spans the raster is one feature, and its outline is held whole).
 4. Finishing: holes smaller than ``min_area`` filled, regions smaller than it
    dropped, optional right-angle regularization
    (:mod:`glnet_geo.regularize`), pixel -> map coordinates with the raster's
@@ -81,7 +83,9 @@ log = logging.getLogger(__name__)
 
 #: Side of the square blocks read and polygonized at a time, in pixels.
 DEFAULT_BLOCK_SIZE = 1024
-#: Features finished and written together (a chunk of the output).
+#: Complete regions are finished and written in chunks of at most this many vertices...
+CHUNK_VERTICES = 500_000
+#: ...or this many features.
 CHUNK_FEATURES = 20_000
 #: Band tag (then dataset tag) holding the class names as a JSON list.
 CLASS_NAMES_TAG = "class_names"
@@ -363,7 +367,17 @@ class _Block:
     confidence: np.ndarray | None   # (n,) sum of the class probability over the piece
     on_seam: np.ndarray             # (n,) bool: touches an inner block edge
     on_bottom: np.ndarray           # (n,) bool: touches the inner bottom edge
-    labels: np.ndarray | None       # (h, w) int32 piece index + 1 (0: none), seam pieces only
+    edges: _Edges | None            # seam pieces on the block's four edges (None: no seam piece)
+
+
+@dataclass
+class _Edges:
+    """Piece index + 1 (0: no seam piece) of each pixel along the four edges of a block."""
+
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
 
 
 def _polygonize_block(data: np.ndarray, valid: np.ndarray, window: Window, *,
@@ -385,14 +399,14 @@ def _polygonize_block(data: np.ndarray, valid: np.ndarray, window: Window, *,
     import rasterio.features
     import shapely
     from affine import Affine
-    from shapely.geometry import shape
+    from rasterio.windows import Window
 
     offset = Affine.translation(window.col_off, window.row_off)
     if data.dtype == np.int8:
         data = data.astype(np.int16)
     found = list(rasterio.features.shapes(data, mask=valid, connectivity=int(connectivity),
                                           transform=offset))
-    geoms = _objects([shape(g) for g, _ in found])
+    geoms = _objects([_polygon(g) for g, _ in found])
     class_ids = np.array([int(v) for _, v in found], dtype=np.int64)
     geoms = _make_valid(geoms)
     pixels = shapely.area(geoms) if len(geoms) else np.zeros(0)
@@ -406,20 +420,61 @@ def _polygonize_block(data: np.ndarray, valid: np.ndarray, window: Window, *,
     on_bottom = (bounds[:, 3] == r1) & (r1 < raster_height)
     on_seam = on_left | on_top | on_right | on_bottom
 
-    labels = None
+    edges = None
+    if on_seam.any():
+        seam = np.flatnonzero(on_seam)
+        h, w = window.height, window.width
+        edges = _Edges(*(_burn(geoms[seam], seam + 1, strip).ravel() for strip in (
+            Window(c0, r0, w, 1), Window(c0, r1 - 1, w, 1),
+            Window(c0, r0, 1, h), Window(c1 - 1, r0, 1, h))))
     conf_sum = None
-    if confidence is not None or on_seam.any():
-        which = np.arange(len(geoms)) if confidence is not None else np.flatnonzero(on_seam)
-        labels = rasterio.features.rasterize(
-            zip(geoms[which], which + 1, strict=True), out_shape=data.shape,
-            transform=offset, fill=0, dtype="int32")
-        if confidence is not None:
-            conf_sum = np.bincount(labels.ravel(), weights=confidence.ravel(),
-                                   minlength=len(geoms) + 1)[1:]
+    if confidence is not None:
+        labels = _burn(geoms, np.arange(1, len(geoms) + 1), window)
+        conf_sum = np.bincount(labels.ravel(), weights=confidence.ravel(),
+                               minlength=len(geoms) + 1)[1:]
 
     if tolerance_px > 0 and len(geoms):
         geoms = _simplify_block(geoms, valid, offset, connectivity, tolerance_px)
-    return _Block(geoms, class_ids, pixels, conf_sum, on_seam, on_bottom, labels)
+    return _Block(geoms, class_ids, pixels, conf_sum, on_seam, on_bottom, edges)
+
+
+def _burn(geoms: np.ndarray, values: np.ndarray, window: Window,
+          band_rows: int = 32) -> np.ndarray:
+    """Rasterize pixel-coordinate pieces over ``window`` (each pixel: its piece's value, or 0).
+
+    GDAL's polygon fill visits every edge of a polygon on every row, so large,
+    intricate regions are clipped to bands of ``band_rows`` rows first.
+    """
+    import rasterio.features
+    import shapely
+    from affine import Affine
+
+    out = np.zeros((window.height, window.width), np.int32)
+    c0, r0, c1 = window.col_off, window.row_off, window.col_off + window.width
+    bounds = shapely.bounds(geoms)
+    for top in range(0, window.height, band_rows):
+        rows = min(band_rows, window.height - top)
+        y0, y1 = r0 + top, r0 + top + rows
+        near = np.flatnonzero((bounds[:, 1] < y1) & (bounds[:, 3] > y0)
+                              & (bounds[:, 0] < c1) & (bounds[:, 2] > c0))
+        if not len(near):
+            continue
+        clipped = shapely.clip_by_rect(geoms[near], c0, y0, c1, y1)
+        hit = ~shapely.is_empty(clipped)
+        if not hit.any():
+            continue
+        rasterio.features.rasterize(zip(clipped[hit], values[near][hit], strict=True),
+                                    out=out[top:top + rows],
+                                    transform=Affine.translation(c0, y0))
+    return out
+
+
+def _polygon(geojson: dict) -> Any:
+    """Build a shapely Polygon from a GeoJSON polygon of :func:`rasterio.features.shapes`."""
+    import shapely
+
+    rings = [shapely.linearrings(np.asarray(ring)) for ring in geojson["coordinates"]]
+    return shapely.polygons(rings[0], rings[1:] or None)
 
 
 def _objects(items: Sequence[Any]) -> np.ndarray:
@@ -538,15 +593,22 @@ class _Regions:
     class_ids: list[int] = field(default_factory=list)
     pixels: list[float] = field(default_factory=list)
     confidence: list[float] = field(default_factory=list)
+    vertices: int = 0
 
     def __len__(self) -> int:
         return len(self.geometries)
 
-    def add(self, geometry: Any, class_id: int, pixels: float, confidence: float) -> None:
+    def add(self, geometry: Any, class_id: int, pixels: float, confidence: float,
+            vertices: int) -> None:
         self.geometries.append(geometry)
         self.class_ids.append(class_id)
         self.pixels.append(pixels)
         self.confidence.append(confidence)
+        self.vertices += vertices
+
+    def full(self) -> bool:
+        """Whether the chunk is ready to be written."""
+        return len(self) >= CHUNK_FEATURES or self.vertices >= CHUNK_VERTICES
 
 
 @dataclass
@@ -567,11 +629,11 @@ def block_rows(width: int, height: int, block_size: int) -> Iterator[list[Window
                for col in range(0, width, block_size)]
 
 
-def iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_BLOCK_SIZE,
+def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_BLOCK_SIZE,
                  connectivity: Connectivity = Connectivity.FOUR,
                  classes: Sequence[int] | None = None, tolerance_px: float = 0.0,
-                 probabilities: rasterio.io.DatasetReader | None = None,
-                 chunk: int = CHUNK_FEATURES) -> Iterator[_Regions]:
+                 probabilities: rasterio.io.DatasetReader | None = None
+                 ) -> Iterator[_Regions]:
     """Complete regions of a class raster, in chunks, block row by block row.
 
     Args:
@@ -581,11 +643,11 @@ def iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_BL
         classes: class ids to keep (None: all).
         tolerance_px: coverage simplification tolerance in pixels (0: none).
         probabilities: a raster with one band per class (or one confidence band).
-        chunk: yield once this many regions are complete (and at the end).
 
     Yields:
         Regions in pixel coordinates with their class, pixel count and summed
-        confidence (NaN without probabilities).
+        confidence (NaN without probabilities), in chunks of at most about
+        ``CHUNK_VERTICES`` vertices or ``CHUNK_FEATURES`` features.
 
     """
     import shapely
@@ -617,10 +679,14 @@ def iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_BL
                         else np.full(len(block.class_ids), np.nan))
             # Whole regions go out at once; seam pieces get a global id.
             gid = np.full(len(block.class_ids) + 1, -1, np.int64)
+            vertices = shapely.get_num_coordinates(block.geometries)
             for i in range(len(block.class_ids)):
                 if not block.on_seam[i]:
                     done.add(block.geometries[i], int(block.class_ids[i]), block.pixels[i],
-                             conf_sum[i])
+                             conf_sum[i], int(vertices[i]))
+                    if done.full():
+                        yield done
+                        done = _Regions()
                     continue
                 seam_pieces[next_id] = _SeamPiece(block.geometries[i], int(block.class_ids[i]),
                                                   block.pixels[i], conf_sum[i],
@@ -629,15 +695,13 @@ def iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_BL
                 row_pieces.append(next_id)
                 gid[i + 1] = next_id
                 next_id += 1
-            if block.labels is None:
-                piece_ids = np.full(data.shape, -1, np.int64)
-            else:
-                piece_ids = gid[block.labels]  # label 0 (no piece) -> gid[0] = -1
+            edges = block.edges or _Edges(*(np.zeros(n, np.int32) for n in (
+                window.width, window.width, window.height, window.height)))
             vals = data.astype(np.int64)
             c0, c1 = window.col_off, window.col_off + window.width
             # Join with the block on the left (same rows) ...
             if left_ids is not None:
-                for a, b in _seam_pairs(left_ids, left_vals, piece_ids[:, 0], vals[:, 0],
+                for a, b in _seam_pairs(left_ids, left_vals, gid[edges.left], vals[:, 0],
                                         connectivity):
                     ids.union(int(a), int(b))
             # ... and with the row above, one pixel wider on each side for corners.
@@ -645,16 +709,13 @@ def iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_BL
                 lo, hi = max(c0 - 1, 0), min(c1 + 1, width)
                 top_ids = np.full(hi - lo, -1, np.int64)
                 top_vals = np.zeros(hi - lo, np.int64)
-                top_ids[c0 - lo:c0 - lo + window.width] = piece_ids[0]
+                top_ids[c0 - lo:c0 - lo + window.width] = gid[edges.top]
                 top_vals[c0 - lo:c0 - lo + window.width] = vals[0]
                 for a, b in _seam_pairs(above_ids[lo:hi], above_vals[lo:hi], top_ids, top_vals,
                                         connectivity):
                     ids.union(int(a), int(b))
-            left_ids, left_vals = piece_ids[:, -1], vals[:, -1]
-            below_ids[c0:c1], below_vals[c0:c1] = piece_ids[-1], vals[-1]
-            if len(done) >= chunk:
-                yield done
-                done = _Regions()
+            left_ids, left_vals = gid[edges.right], vals[:, -1]  # gid[0] = -1: no piece
+            below_ids[c0:c1], below_vals[c0:c1] = gid[edges.bottom], vals[-1]
         # Regions that cannot reach the next block row are complete: dissolve them.
         last = r == len(rows) - 1
         growing = set() if last else {ids.find(p) for p in row_pieces
@@ -668,15 +729,41 @@ def iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_BL
             pieces = [seam_pieces.pop(p) for p in members]
             ids.discard(members)
             geometry = (pieces[0].geometry if len(pieces) == 1
-                        else shapely.union_all([p.geometry for p in pieces]))
+                        else _dissolve([p.geometry for p in pieces], connectivity))
             done.add(geometry, pieces[0].class_id, sum(p.pixels for p in pieces),
-                     sum(p.confidence for p in pieces))
+                     sum(p.confidence for p in pieces), shapely.get_num_coordinates(geometry))
+            if done.full():
+                yield done
+                done = _Regions()
         above_ids, above_vals = below_ids, below_vals
-        if len(done) >= chunk:
-            yield done
-            done = _Regions()
     if len(done):
         yield done
+
+
+def _dissolve(pieces: Sequence[Any], connectivity: Connectivity) -> Any:
+    """Union of the pieces of one region (from different blocks).
+
+    With 4-connectivity a piece is a Polygon whose holes lie strictly inside
+    its block (a hole open to the block's edge would be part of the outside),
+    so they are holes of the region too: only the pieces' filled outlines are
+    unioned, which halves the work on regions riddled with holes, and the holes
+    are put back afterwards. (With 8-connectivity a hole may hold an island of
+    the same region, so the pieces are unioned whole.) The collinear vertices
+    left where seams were are dropped.
+    """
+    import shapely
+
+    def union(geoms: Sequence[Any]) -> Any:
+        return shapely.simplify(shapely.union_all(geoms), 0.0, preserve_topology=False)
+
+    parts = shapely.get_parts(_objects(pieces))
+    if connectivity is Connectivity.EIGHT or len(parts) != len(pieces):
+        return union(pieces)
+    filled = union(shapely.polygons(shapely.get_exterior_ring(parts)))
+    if filled.geom_type != "Polygon":
+        return union(pieces)
+    holes = [ring for part in parts for ring in part.interiors]
+    return shapely.Polygon(filled.exterior, [*filled.interiors, *holes])
 
 
 def _confidence(probabilities: rasterio.io.DatasetReader, window: Window,
@@ -733,7 +820,6 @@ class _Finisher:
         class_ids = np.asarray(regions.class_ids, dtype=np.int64)
         pixels = np.asarray(regions.pixels, dtype=np.float64)
         conf = np.asarray(regions.confidence, dtype=np.float64)
-        geoms = shapely.simplify(geoms, 0.0)  # drop collinear vertices left by seam unions
         if self.min_area > 0:
             geoms = _objects([_fill_holes(g, self.min_area, self.areas) for g in geoms])
             keep = self.areas(geoms) >= self.min_area
@@ -741,8 +827,7 @@ class _Finisher:
         if self.regularize and len(geoms):
             from glnet_geo.regularize import regularize_polygon
 
-            geoms = _objects([regularize_polygon(g) for g in geoms])
-        geoms = _make_valid(geoms)
+            geoms = _make_valid(_objects([regularize_polygon(g) for g in geoms]))
         if self.connectivity is Connectivity.FOUR:
             geoms = _objects([_single(g) for g in geoms])
         keep = ~shapely.is_empty(geoms)
@@ -983,7 +1068,7 @@ def vectorize_raster(mask_path: str | os.PathLike, output_path: str | os.PathLik
                 tolerance_px = float(simplify) / math.sqrt(abs(src.transform.determinant))
                 with _StagedOutput(output_path, fmt, finish.geometry_type, finish.columns(),
                                    src.crs) as out:
-                    for regions in iter_regions(src, block_size=block_size,
+                    for regions in _iter_regions(src, block_size=block_size,
                                                 connectivity=connectivity, classes=keep,
                                                 tolerance_px=tolerance_px, probabilities=prob):
                         out.write(finish(regions))

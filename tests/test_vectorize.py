@@ -131,14 +131,15 @@ def test_one_feature_per_region_across_block_seams(tmp_path, connectivity):
                           shapely.union_all(reference.geometry.values))
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), block=st.integers(2, 13),
        connectivity=st.sampled_from([4, 8]), height=st.integers(3, 30),
-       width=st.integers(3, 30))
-def test_region_count_for_any_block_layout(tmp_path, seed, block, connectivity, height, width):
+       width=st.integers(3, 30), cell=st.integers(1, 4))
+def test_region_count_for_any_block_layout(tmp_path, seed, block, connectivity, height, width,
+                                           cell):
     rng = np.random.default_rng(seed)
-    data = rng.integers(0, 3, (height, width)).astype(np.uint8)
+    data = blobs(height, width, classes=3, cell=cell, seed=seed)
     valid = rng.random((height, width)) > 0.1
     mask = write_mask(tmp_path / f"m{seed}.tif", data, mask=valid)
     out = vectorize_raster(mask, tmp_path / f"m{seed}.gpkg", block_size=block,
@@ -170,6 +171,19 @@ def test_corner_touch_across_a_block_corner(tmp_path):
     assert len(eight) == 1
     assert eight.geometry.iloc[0].geom_type == "MultiPolygon"
     assert eight.area_m2.iloc[0] == pytest.approx(2 * PIXEL * PIXEL)
+
+
+def test_island_in_a_hole_across_a_seam_with_8_connectivity(tmp_path):
+    data = np.zeros((24, 24), np.uint8)
+    data[2, 2:9] = data[8, 2:9] = data[2:9, 2] = data[2:9, 8] = 1  # a ring ...
+    data[3, 3] = 1
+    data[4, 4] = 1  # ... an island in its hole touching it at a corner ...
+    data[5, 8:21] = 1  # ... and a tail across the seam at column 16
+    mask = write_mask(tmp_path / "ring.tif", data)
+    frame = read(vectorize_raster(mask, tmp_path / "ring.gpkg", block_size=16, classes=[1],
+                                  connectivity=8))
+    assert len(frame) == 1
+    assert frame.area_m2.iloc[0] == pytest.approx(data.sum() * PIXEL * PIXEL)
 
 
 # --------------------------------------------------------------------------- areas and CRSs

@@ -71,6 +71,8 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
                    "-o", tmp_path / "o.gpkg"],
         "not a list of integer": [mask, "-o", tmp_path / "o.gpkg", "--classes", "roads"],
         "does not exist": [tmp_path / "missing.tif", "-o", tmp_path / "o.gpkg"],
+        "connectivity 6 is not 4 or 8": [mask, "-o", tmp_path / "o.gpkg", "--connectivity", "6"],
+        "--simplify -2": [mask, "-o", tmp_path / "o.gpkg", "--simplify", "-2"],
     }
     for message, args in cases.items():
         result = run(*args)

@@ -61,6 +61,7 @@ class ModelConfig:
         scene_size: Side in pixels of the scene GLNet looks at as a whole.
         stage: The training stage these weights reached.
         version: The glnet-geo version that wrote the checkpoint.
+
     """
 
     class_names: list[str]
@@ -123,7 +124,7 @@ class ModelConfig:
         return cls(**data)
 
     def build_model(self) -> GLNet:
-        """A GLNet with this configuration's architecture (random weights)."""
+        """Build a GLNet with this configuration's architecture (random weights)."""
         return GLNet(
             num_classes=self.num_classes,
             backbone=self.backbone,
@@ -155,6 +156,7 @@ def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is false.
+
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -182,6 +184,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         CheckpointError: The file is missing, unsafe, not a glnet-geo
             checkpoint, or of another format version.
+
     """
     path = Path(path)
     if not path.is_file():
@@ -233,6 +236,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
     Raises:
         CheckpointError: Unsafe, foreign, wrong-version or incomplete file.
+
     """
     payload = read_checkpoint(path)
     config = ModelConfig.from_dict(payload["config"])

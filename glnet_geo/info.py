@@ -9,7 +9,7 @@ from glnet_geo.errors import InputError
 
 
 def describe_checkpoint(path: Path) -> dict[str, Any]:
-    """What a checkpoint holds, without building the model."""
+    """Summarise a checkpoint without building the model."""
     from glnet_geo.checkpoint import ModelConfig, read_checkpoint
 
     payload = read_checkpoint(path)
@@ -35,7 +35,7 @@ def describe_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def describe_raster(path: Path) -> dict[str, Any]:
-    """What a raster holds (size, CRS, bands, nodata, overviews)."""
+    """Summarise a raster: size, CRS, bands, nodata, overviews."""
     import rasterio
 
     with rasterio.open(path) as src:

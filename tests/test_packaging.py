@@ -1,0 +1,51 @@
+"""The installed package: entry points, the cli mapping, the lazy API."""
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import glnet_geo
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def test_console_script_help():
+    exe = shutil.which("glnet-geo", path=str(BIN)) or shutil.which("glnet-geo")
+    assert exe, "the glnet-geo console script is not installed"
+    result = run(exe, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Segment ultra-high-resolution GeoTIFFs" in result.stdout
+    for name in ("info", "predict", "vectorize", "import-official"):
+        assert name in result.stdout
+
+
+def test_rio_plugin_help():
+    exe = shutil.which("rio", path=str(BIN)) or shutil.which("rio")
+    assert exe, "rasterio's rio command is not installed"
+    result = run(exe, "glnet", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: rio glnet" in result.stdout
+
+
+def test_cli_is_installed_under_the_package_only():
+    assert importlib.util.find_spec("glnet_geo.cli") is not None
+    top_level_cli = importlib.util.find_spec("cli")
+    if top_level_cli is not None:  # running from a checkout puts the repo root on sys.path
+        origin = Path(top_level_cli.origin or "")
+        assert "site-packages" not in origin.parts
+
+
+def test_version_and_lazy_api():
+    assert glnet_geo.__version__.count(".") == 2
+    for name in ("load_checkpoint", "save_checkpoint", "predict_raster", "vectorize_raster"):
+        assert callable(getattr(glnet_geo, name))
+    with pytest.raises(AttributeError):
+        glnet_geo.no_such_thing  # noqa: B018

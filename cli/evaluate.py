@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+
 from glnet_geo.cli.options import dataset_arg, dataset_opts, overwrite_opt
 
 
@@ -29,7 +30,7 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
             labels: tuple[str, ...], label_field: str | None, class_file: str | None,
             layer: str | None, paper_split: bool, inria_split: str, split: str, mode: str,
             json_path: str | None, batch_size: int, device: str, overwrite: bool) -> None:
-    r"""Score CHECKPOINT on the labelled scenes of DATASET.
+    """Score CHECKPOINT on the labelled scenes of DATASET.
 
     Every scene is predicted whole, as 'glnet-geo predict' does, and its
     pixels go into one confusion matrix (the code of training's validation).
@@ -39,9 +40,9 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
     \b
     Examples:
       glnet-geo evaluate deepglobe.pt deepglobe --root data/deepglobe --paper-split
-      glnet-geo evaluate mine.pt custom --images 'test/*.tif' --labels test.gpkg \
+      glnet-geo evaluate mine.pt custom --images 'test/*.tif' --labels test.gpkg
           --label-field class --json scores.json
-    """
+    """  # noqa: D301 - click's \b keeps the examples unwrapped
     from glnet_geo.errors import OutputExistsError
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.evaluation import evaluate_checkpoint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwrite_opt
 
 
@@ -82,7 +83,7 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
             strategy: str, precision: str | None, workers: int, seed: int,
             run_dir: str | None, checkpoint_every: int, log_every: int, no_augment: bool,
             quiet: bool, overwrite: bool) -> None:
-    r"""Train GLNet on DATASET and write the checkpoint OUTPUT.
+    """Train GLNet on DATASET and write the checkpoint OUTPUT.
 
     Runs the stages of the paper's Algorithm 1 with Lightning: the global
     branch on downsampled scenes, then the local branch with global->local
@@ -92,9 +93,9 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
     \b
     Examples:
       glnet-geo train deepglobe --root data/deepglobe -o deepglobe.pt --paper-split
-      glnet-geo train custom --images 'tiles/*.tif' --labels landcover.gpkg \
+      glnet-geo train custom --images 'tiles/*.tif' --labels landcover.gpkg
           --label-field class --scene-size 2048 -o mine.pt --devices 4 --strategy ddp
-    """
+    """  # noqa: D301 - click's \b keeps the examples unwrapped
     import logging
 
     from glnet_geo.training.data import DataSettings

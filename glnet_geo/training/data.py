@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import lightning as L
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from glnet_geo.checkpoint import ModelConfig, Normalization
@@ -22,6 +26,8 @@ from glnet_geo.datasets.inria import Inria, InriaSplitRule
 from glnet_geo.datasets.sample import SceneViews, collate_scenes
 from glnet_geo.datasets.split import Split
 from glnet_geo.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: ImageNet statistics on 0..255 RGB, the normalisation of the RGB presets.
 IMAGENET = Normalization(scale=255.0, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -147,11 +153,14 @@ def open_training_data(settings: DataSettings, global_size: int, patch_size: int
         train = _preset_dataset(settings, Split.TRAIN, views(IMAGENET, True))
         try:
             val = _preset_dataset(settings, Split.VAL, views(IMAGENET, False))
-        except InputError:
-            val = None  # e.g. a layout with training images only
-        image, _ = train.read(0)
-        return TrainingData(train, None, val, _preset_table(preset), 3, IMAGENET,
-                            max(image.shape[1:]))
+        except InputError as exc:  # e.g. a layout with training images only
+            log.warning("no validation: %s", exc)
+            val = None
+        with warnings.catch_warnings():  # DeepGlobe JPEGs carry no georeferencing
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(train.items[0][0]) as src:  # the size, without the pixels
+                side = max(src.height, src.width)
+        return TrainingData(train, None, val, _preset_table(preset), 3, IMAGENET, side)
     dataset = CustomDataset(settings.images, settings.labels, settings.label_field,
                             settings.classes or classes, settings.layer)
     normalization = image_normalization(dataset.image_files)

@@ -137,8 +137,22 @@ def default_run_dir(output: str | os.PathLike) -> Path:
     return output.with_name(output.stem + ".run")
 
 
-def resumed_stage(path: str | os.PathLike) -> Stage:
-    """Read the stage a Lightning checkpoint of a glnet-geo run was training.
+@dataclass
+class ResumePoint:
+    """Where a Lightning checkpoint of a glnet-geo run stopped.
+
+    Attributes:
+        stage: The stage it was training.
+        config: The model's configuration.
+
+    """
+
+    stage: Stage
+    config: ModelConfig
+
+
+def read_resume_point(path: str | os.PathLike) -> ResumePoint:
+    """Read the stage and model configuration of a run's Lightning checkpoint.
 
     Raises:
         CheckpointError: Missing file or not a glnet-geo training checkpoint.
@@ -154,10 +168,11 @@ def resumed_stage(path: str | os.PathLike) -> Stage:
         raise CheckpointError(f"--resume {path} is not a Lightning checkpoint of glnet-geo "
                               f"({type(exc).__name__}); give a last.ckpt from a run "
                               "directory") from None
-    if "glnet_stage" not in payload:
+    config = payload.get("hyper_parameters", {}).get("config")
+    if "glnet_stage" not in payload or config is None:
         raise CheckpointError(f"--resume {path} was not written by 'glnet-geo train' (no stage "
                               "recorded); give a last.ckpt from its run directory")
-    return Stage(payload["glnet_stage"])
+    return ResumePoint(Stage(payload["glnet_stage"]), ModelConfig.from_dict(config))
 
 
 def _precision(settings: TrainSettings) -> str:
@@ -225,12 +240,15 @@ def _check_start(stage: Stage, init: Checkpoint | None, settings: TrainSettings)
                          "train the missing stage first")
 
 
-def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoint | None
-                    ) -> tuple[ModelConfig, GLNet | None]:
+def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoint | None,
+                    resume: ResumePoint | None) -> tuple[ModelConfig, GLNet | None]:
     """Choose the configuration and network to start from (None: Lightning restores it)."""
     if init is not None:
         _check_classes(init.config, data, settings.init)
         return init.config, init.model.train()
+    if resume is not None:
+        _check_classes(resume.config, data, settings.resume)
+        return resume.config, None
     config = ModelConfig(
         class_names=list(data.classes.names), class_colors=list(data.classes.colors),
         ignore_index=data.classes.ignore_index, backbone=settings.backbone,
@@ -238,8 +256,6 @@ def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoin
         global_size=settings.global_size, patch_size=settings.patch_size,
         min_overlap=settings.min_overlap, scene_size=data.scene_size,
         stage=settings.plan.stages[0])
-    if settings.resume:
-        return config, None  # Lightning restores the weights
     model = GLNet(config.num_classes, config.backbone, config.in_channels,
                   weights=settings.weights)
     return config, model
@@ -268,7 +284,8 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
     stages = settings.plan.stages
-    resume_stage = resumed_stage(settings.resume) if settings.resume else None
+    resume = read_resume_point(settings.resume) if settings.resume else None
+    resume_stage = resume.stage if resume is not None else None
     if resume_stage is not None:
         if resume_stage not in stages:
             raise InputError(f"--resume {settings.resume} was training stage "
@@ -278,18 +295,19 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     L.seed_everything(settings.seed, workers=True, verbose=False)
     init = load_checkpoint(settings.init) if settings.init else None
     _check_start(stages[0], init, settings)
-    sizes = init.config if init is not None else settings  # views as the model was trained
+    earlier = init.config if init is not None else resume.config if resume else None
+    sizes = earlier or settings  # views as the model was trained
     data = open_training_data(data_settings, sizes.global_size, sizes.patch_size,
                               sizes.min_overlap, augment=settings.augment)
-    config, model = _starting_point(settings, data, init)
+    config, model = _starting_point(settings, data, init, resume)
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
     datamodule = GLNetDataModule(data, settings.batch_size, settings.num_workers)
     for stage in stages:
         module = GLNetModule(config, stage, settings.losses, model=model)
         trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None)
-        resume = settings.resume if stage is resume_stage else None
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume,
-                    weights_only=True if resume else None)
+        ckpt_path = settings.resume if stage is resume_stage else None
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path,
+                    weights_only=True if ckpt_path else None)
         model = module.model
         if trainer.is_global_zero:
             reached = dataclasses.replace(config, stage=stage)

@@ -12,7 +12,7 @@ from glnet_geo.datasets import synthetic
 from glnet_geo.errors import CheckpointError, InputError, OutputExistsError
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.data import DataSettings
-from glnet_geo.training.trainer import StagePlan, TrainSettings, resumed_stage, train
+from glnet_geo.training.trainer import StagePlan, TrainSettings, read_resume_point, train
 
 torch.set_num_threads(1)  # 2 shared cores: one thread per test process is the fastest
 
@@ -44,10 +44,12 @@ def test_resume_continues_from_the_saved_step(data, tmp_path):
     train(data, settings, out)
     last = out.with_name("m.run") / "global" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 1
-    assert resumed_stage(last) is Stage.GLOBAL
+    point = read_resume_point(last)
+    assert point.stage is Stage.GLOBAL and point.config.patch_size == 32
 
+    # sizes and backbone come from the checkpoint, not from these (different) settings
     resumed = TrainSettings(plan="global", max_steps=2, resume=str(last), checkpoint_every=1,
-                            **TINY)
+                            **TINY | {"backbone": "resnet34", "patch_size": 64})
     train(data, resumed, out, overwrite=True)
     assert torch.load(last, weights_only=True)["global_step"] == 2
     # one run logged step 0, the resumed one only step 1: it did not start over
@@ -63,7 +65,7 @@ def test_resume_needs_a_run_checkpoint(data, tmp_path):
     with pytest.raises(CheckpointError, match="was not written by 'glnet-geo train'"):
         train(data, TrainSettings(resume=str(foreign), **TINY), tmp_path / "m.pt")
     with pytest.raises(CheckpointError, match="does not exist"):
-        resumed_stage(tmp_path / "missing.ckpt")
+        read_resume_point(tmp_path / "missing.ckpt")
 
 
 def test_existing_output_and_bad_sizes(data, tmp_path):

@@ -1,0 +1,470 @@
+"""Predicting scenes as independent tasks: in this process or on a Dask cluster.
+
+A scene depends on no other scene, so ``predict`` scales out by turning every
+scene of every input into a task (:class:`SceneTask`, plain data). A task
+opens its input itself, reads only its scene's windows, predicts it with
+:func:`glnet_geo.inference.predict_scene` and writes the core as a part
+(:mod:`glnet_geo.io.parts`) next to the output; it returns the scene index,
+so no pixel data goes through the Dask scheduler. Once every part of an input
+is there, the driver reads them back window by window into the same
+Cloud-Optimized GeoTIFF writer the single-process path uses, publishes the
+outputs and removes the parts.
+
+Because finished scenes are on disk, an interrupted run started again with
+``resume`` computes only the scenes still missing, and a failed scene does
+not lose the others: the driver reports one error naming the input and the
+scene, after keeping every finished part and publishing every input whose
+scenes all finished.
+
+Where tasks run:
+
+- :class:`Cluster` with ``workers``: a :class:`dask.distributed.LocalCluster`
+  of that many processes (one task at a time each, ``threads_per_worker``
+  torch threads each);
+- :class:`Cluster` with ``scheduler``: an existing cluster, whose workers
+  must have glnet-geo installed and see the checkpoint, the inputs and the
+  output directory under the same paths (shared storage, or GDAL paths such
+  as ``/vsis3/...`` for inputs);
+- no cluster: the tasks run one after the other in this process (what
+  ``predict --resume`` without workers does).
+
+Each worker process loads the checkpoint once (:func:`worker_checkpoint`,
+a per-process cache keyed by path, size and modification time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import rasterio
+import torch
+
+from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint, read_checkpoint
+from glnet_geo.errors import GLNetGeoError, InputError
+from glnet_geo.io.parts import (
+    PartStore,
+    core_transform,
+    parts_directory,
+    scaled_probabilities,
+    write_part,
+)
+from glnet_geo.io.reader import RasterInput
+from glnet_geo.io.scenes import Scene, default_halo, scene_grid
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from glnet_geo.inference import PredictedRaster, SceneSettings
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where scene tasks run: a local Dask cluster or an existing one.
+
+    Attributes:
+        workers: Processes of a :class:`~dask.distributed.LocalCluster`.
+        threads_per_worker: Torch threads per worker process (default: 1 on
+            a local cluster, the workers' own setting on an existing one).
+        scheduler: Address of an existing Dask scheduler
+            (``tcp://host:8786``); excludes ``workers``.
+
+    """
+
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.scheduler is not None:
+            raise InputError(f"--workers {self.workers} and --scheduler {self.scheduler} both "
+                             "given; use --workers for a local cluster or --scheduler for an "
+                             "existing one")
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"--workers {self.workers}; expected at least 1")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise InputError(f"--threads-per-worker {self.threads_per_worker}; expected at "
+                             "least 1")
+
+    @property
+    def torch_threads(self) -> int | None:
+        """Torch threads a task sets in its worker (None: leave the worker's)."""
+        if self.threads_per_worker is None and self.workers is not None:
+            return 1
+        return self.threads_per_worker
+
+
+@contextmanager
+def dask_client(cluster: Cluster) -> Iterator[Client]:
+    """Start a LocalCluster (``cluster.workers``) or connect to ``cluster.scheduler``.
+
+    Raises:
+        InputError: Dask is not installed, or the scheduler cannot be reached.
+
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--workers and --scheduler need dask.distributed; install it with "
+                         "pip install 'dask[distributed]'") from None
+    if cluster.scheduler is not None:
+        try:
+            client = Client(cluster.scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler {cluster.scheduler} ({exc}); "
+                             "check the address (tcp://host:8786) and that it is "
+                             "running") from None
+        with client:
+            yield client
+        return
+    local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
+                         dashboard_address=None)
+    with local, Client(local) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class SceneTask:
+    """One scene to predict and write as a part: plain data, sent to a worker.
+
+    Attributes:
+        checkpoint: Path of the checkpoint, as the worker sees it.
+        source: The input raster (a path or a GDAL path).
+        bands: 1-based input bands chosen by the user, or None.
+        scene: The scene.
+        scenes: Number of scenes of the input (for messages).
+        settings: How to predict.
+        device: Where the model runs on the worker.
+        part: Path of the part to write.
+        probabilities: Also store the scaled probabilities.
+        torch_threads: Torch threads to use (None: leave the process's).
+
+    """
+
+    checkpoint: str
+    source: str
+    bands: tuple[int, ...] | None
+    scene: Scene
+    scenes: int
+    settings: SceneSettings
+    device: str
+    part: str
+    probabilities: bool
+    torch_threads: int | None = None
+
+    def describe(self) -> str:
+        """Name the scene in messages: its number, its input and its read window."""
+        w = self.scene.read
+        return (f"scene {self.scene.index + 1} of {self.scenes} of input {self.source} "
+                f"(columns {w.col_off}..{w.col_off + w.width}, rows "
+                f"{w.row_off}..{w.row_off + w.height})")
+
+
+_CACHE: dict[tuple[str, int, int, str], Checkpoint] = {}
+_LOADS: Counter[str] = Counter()
+_LOCK = threading.Lock()
+
+
+def worker_checkpoint(path: str | os.PathLike, device: str | torch.device) -> Checkpoint:
+    """Return the checkpoint at ``path``, loaded once per process.
+
+    The cache is keyed by path, size and modification time, so a checkpoint
+    rewritten in place is loaded again; it holds one checkpoint (the last).
+    """
+    stat = os.stat(path)
+    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, str(device))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = load_checkpoint(path, device=device)
+            _LOADS[os.fspath(path)] += 1
+        return _CACHE[key]
+
+
+def checkpoint_loads() -> dict[str, int]:
+    """Return how many times this process loaded each checkpoint (for monitoring)."""
+    return dict(_LOADS)
+
+
+def run_scene_task(task: SceneTask, checkpoint: Checkpoint | None = None) -> int:
+    """Predict one scene and write its part; run on a worker or in this process.
+
+    Args:
+        task: The scene.
+        checkpoint: A checkpoint already loaded in this process; without
+            it, :func:`worker_checkpoint` loads ``task.checkpoint`` once.
+
+    Returns:
+        The scene index (the pixels are in the part file).
+
+    """
+    from glnet_geo.inference import GDAL_CACHE_MB, predict_scene
+
+    if task.torch_threads is not None and torch.get_num_threads() != task.torch_threads:
+        torch.set_num_threads(task.torch_threads)
+    device = torch.device(task.device)
+    loaded = checkpoint or worker_checkpoint(task.checkpoint, device)
+    config = loaded.config
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+            RasterInput.open(task.source, config.bands, config.normalization,
+                             task.bands) as raster:
+        prediction = predict_scene(loaded.model, raster, task.scene, task.settings, device,
+                                   with_probabilities=task.probabilities)
+        transform = core_transform(raster.dataset.transform, task.scene.core)
+    scaled = None
+    if task.probabilities:
+        scaled = scaled_probabilities(prediction.probabilities, prediction.valid)
+    write_part(task.part, prediction.classes, scaled, transform)
+    return task.scene.index
+
+
+@dataclass
+class SceneFailure:
+    """A scene task that raised.
+
+    Attributes:
+        task: The scene.
+        error: What it raised.
+
+    """
+
+    task: SceneTask
+    error: BaseException
+
+    def message(self) -> str:
+        """One line: the scene and the first line of its error."""
+        text = str(self.error).strip().splitlines()
+        first = text[0] if text else "no message"
+        if not isinstance(self.error, GLNetGeoError):
+            first = f"{type(self.error).__name__}: {first}"
+        return f"{self.task.describe()} failed: {first}"
+
+
+def failure_error(failures: Sequence[SceneFailure]) -> GLNetGeoError:
+    """Build the one-line error reported when scenes failed."""
+    more = f" (and {len(failures) - 1} more failed scene(s))" if len(failures) > 1 else ""
+    return GLNetGeoError(f"{failures[0].message()}{more}; finished scenes are kept, rerun with "
+                         "--resume to compute only the missing ones")
+
+
+def _progress(total: int, enabled: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="scenes", unit="scene", dynamic_ncols=True,
+                disable=None if enabled is None else not enabled, leave=False)
+
+
+def run_tasks(tasks: Sequence[SceneTask], client: Client | None = None,
+              checkpoint: Checkpoint | None = None,
+              progress: bool | None = None) -> list[SceneFailure]:
+    """Run scene tasks on Dask (``client``) or one after the other here.
+
+    Every task runs even when others fail; a keyboard interrupt stops the run
+    (finished parts stay on disk).
+
+    Args:
+        tasks: The scenes to predict.
+        client: A Dask client; None runs the tasks in this process.
+        checkpoint: The loaded checkpoint, for tasks run in this process.
+        progress: Show a progress bar over scenes (default: only on a terminal).
+
+    Returns:
+        The failed tasks, in task order.
+
+    """
+    failures: list[SceneFailure] = []
+    with _progress(len(tasks), progress) as bar:
+        if client is None:
+            for task in tasks:
+                try:
+                    run_scene_task(task, checkpoint)
+                except Exception as exc:  # reported together once every scene ran
+                    failures.append(SceneFailure(task, exc))
+                bar.update()
+            return failures
+        from distributed import as_completed
+
+        futures = {client.submit(run_scene_task, task, pure=False,
+                                 key=f"glnet-scene-{Path(task.part).parent.name}-"
+                                     f"{task.scene.index}-{os.urandom(4).hex()}"): i
+                   for i, task in enumerate(tasks)}
+        failed: dict[int, BaseException] = {}
+        for future in as_completed(futures):
+            if future.status == "error":
+                failed[futures[future]] = future.exception()
+            bar.update()
+    return [SceneFailure(tasks[i], failed[i]) for i in sorted(failed)]
+
+
+def checkpoint_identity(checkpoint: Checkpoint | str | os.PathLike) -> dict[str, Any]:
+    """Describe a checkpoint for a manifest: its file (path, size, mtime) or its weights' hash."""
+    if isinstance(checkpoint, Checkpoint):
+        digest = hashlib.sha256()
+        for name, tensor in sorted(checkpoint.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return {"sha256": digest.hexdigest(), "config": checkpoint.config.to_dict()}
+    path = Path(checkpoint).resolve()
+    stat = path.stat()
+    return {"path": os.fspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _input_identity(source: str) -> dict[str, Any]:
+    if source.startswith("/vsi") or "://" in source:
+        return {"path": source}
+    path = Path(source).resolve()
+    stat = path.stat()
+    return {"path": os.fspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+@dataclass
+class _Job:
+    """One input of a run: its outputs, its scenes and its part store."""
+
+    source: str
+    plan: list[Path | None]
+    scenes: list[Scene] = field(default_factory=list)
+    store: PartStore | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    finished: bool = False
+    resumed: int = 0
+
+
+def _finished(plan: Sequence[Path | None]) -> bool:
+    """Whether a previous run published every output of an input."""
+    return not parts_directory(plan[0]).exists() and \
+        all(p.exists() for p in plan if p is not None)
+
+
+def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequence[str],
+                     plans: Sequence[Sequence[Path | None]], *, mode: str = "glnet",
+                     device: str = "auto", batch_size: int = 8, scene_size: int | None = None,
+                     halo: int | None = None, bands: Sequence[int] | None = None,
+                     overwrite: bool = False, progress: bool | None = None,
+                     resume: bool = False,
+                     cluster: Cluster | None = None) -> list[PredictedRaster]:
+    """Predict inputs scene by scene through parts, on Dask or in this process.
+
+    The outputs are the files :func:`glnet_geo.inference.predict_raster`
+    writes. Use :func:`glnet_geo.inference.predict_raster` or
+    :func:`glnet_geo.inference.predict_rasters` with ``workers``,
+    ``scheduler`` or ``resume``; they call this.
+
+    Args:
+        checkpoint: A checkpoint path (required with a cluster) or a loaded
+            :class:`Checkpoint`.
+        sources: The input rasters.
+        plans: Per input: class raster, probabilities, preview, polygons
+            paths (None where not asked for).
+        mode: ``glnet``, ``global`` or ``local``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (on the workers).
+        batch_size: Patches per forward pass.
+        scene_size: Side of a scene in pixels (default: the checkpoint's).
+        halo: Context around each core (default: half a patch).
+        bands: 1-based input bands instead of the checkpoint's.
+        overwrite: Replace existing outputs (and, with ``resume``, parts of
+            a run with other settings).
+        progress: Show a progress bar over scenes.
+        resume: Skip inputs whose outputs exist and scenes already finished.
+        cluster: Where tasks run (None: in this process).
+
+    Returns:
+        What was written for each input (``scenes`` is 0 for an input
+        skipped as finished; ``resumed`` counts the scenes taken from an
+        interrupted run).
+
+    Raises:
+        GLNetGeoError: Some scenes failed (named in the message); the other
+            inputs are published and finished scenes are kept.
+
+    """
+    from glnet_geo.inference import (
+        GDAL_CACHE_MB,
+        PredictedRaster,
+        SceneSettings,
+        _check_outputs,
+        _load,
+        check_scene_size,
+        output_tags,
+        resolve_device,
+        write_outputs,
+    )
+
+    torch_device = resolve_device(device)
+    if cluster is not None and isinstance(checkpoint, Checkpoint):
+        raise InputError("a cluster loads the checkpoint on its workers; pass the checkpoint's "
+                         "path instead of a loaded Checkpoint")
+    jobs = []
+    for source, plan in zip(sources, plans, strict=True):
+        job = _Job(os.fspath(source), [Path(p) if p is not None else None for p in plan])
+        job.finished = resume and _finished(job.plan)
+        if not job.finished:
+            resuming = resume and parts_directory(job.plan[0]).exists()
+            _check_outputs(job.source, job.plan, overwrite or resuming)
+        jobs.append(job)
+    if cluster is None:
+        loaded = _load(checkpoint, torch_device)
+        config = loaded.config
+    else:
+        loaded = None
+        config = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
+    settings = SceneSettings.from_config(config, mode, batch_size)
+    scene_size = check_scene_size(config, scene_size)
+    halo = default_halo(config.patch_size) if halo is None else int(halo)
+    identity = checkpoint_identity(checkpoint)
+    path = None if isinstance(checkpoint, Checkpoint) else os.fspath(Path(checkpoint).resolve())
+    tasks: list[SceneTask] = []
+    for job in jobs:
+        if job.finished:
+            continue
+        with RasterInput.open(job.source, config.bands, config.normalization, bands) as raster:
+            job.scenes = scene_grid(raster.height, raster.width, scene_size, halo)
+            chosen = raster.bands
+        manifest = {"input": _input_identity(job.source), "checkpoint": identity,
+                    "settings": {k: str(v) for k, v in asdict(settings).items()},
+                    "scene_size": scene_size, "halo": halo, "bands": chosen,
+                    "probabilities": job.plan[1] is not None,
+                    "scenes": [[s.core.col_off, s.core.row_off, s.core.width, s.core.height]
+                               for s in job.scenes]}
+        job.store = PartStore.prepare(job.plan[0], job.scenes, manifest, resume, overwrite)
+        job.tags = output_tags(job.source, settings, scene_size, halo)
+        job.resumed = len(job.store.done())
+        tasks.extend(SceneTask(checkpoint=path or "", source=job.source,
+                               bands=None if bands is None else tuple(bands), scene=scene,
+                               scenes=len(job.scenes), settings=settings,
+                               device=str(torch_device), part=os.fspath(job.store.path(
+                                   scene.index)), probabilities=job.plan[1] is not None,
+                               torch_threads=cluster.torch_threads if cluster else None)
+                     for scene in job.store.missing())
+    if tasks and cluster is not None:
+        with dask_client(cluster) as client:
+            failures = run_tasks(tasks, client, progress=progress)
+    else:
+        failures = run_tasks(tasks, None, loaded, progress)
+    failed_sources = {f.task.source for f in failures}
+    results = []
+    for job in jobs:
+        if job.finished:
+            results.append(PredictedRaster(job.source, *job.plan))
+            continue
+        if job.source in failed_sources:
+            continue
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+                RasterInput.open(job.source, config.bands, config.normalization,
+                                 bands) as raster:
+            cores = ((s.core, *job.store.read(s)) for s in job.scenes)
+            result = write_outputs(job.source, raster, config, cores, job.tags, *job.plan,
+                                   overwrite=overwrite or resume)
+        result.scenes, result.resumed = len(job.scenes), job.resumed
+        job.store.remove()
+        results.append(result)
+    if failures:
+        raise failure_error(failures)
+    return results

@@ -141,7 +141,7 @@ class SceneTask:
         scene: The scene.
         scenes: Number of scenes of the input (for messages).
         settings: How to predict.
-        device: Where the model runs on the worker.
+        device: Where the model runs, resolved on the worker (``auto``: its GPU if any).
         part: Path of the part to write.
         probabilities: Also store the scaled probabilities.
         torch_threads: Torch threads to use (None: leave the process's).
@@ -205,11 +205,11 @@ def run_scene_task(task: SceneTask, checkpoint: Checkpoint | None = None) -> int
         The scene index (the pixels are in the part file).
 
     """
-    from glnet_geo.inference import GDAL_CACHE_MB, predict_scene
+    from glnet_geo.inference import GDAL_CACHE_MB, predict_scene, resolve_device
 
     if task.torch_threads is not None and torch.get_num_threads() != task.torch_threads:
         torch.set_num_threads(task.torch_threads)
-    device = torch.device(task.device)
+    device = resolve_device(task.device)
     loaded = checkpoint or worker_checkpoint(task.checkpoint, device)
     config = loaded.config
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
@@ -397,7 +397,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         write_outputs,
     )
 
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device) if cluster is None else None
     if cluster is not None and isinstance(checkpoint, Checkpoint):
         raise InputError("a cluster loads the checkpoint on its workers; pass the checkpoint's "
                          "path instead of a loaded Checkpoint")
@@ -439,7 +439,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         tasks.extend(SceneTask(checkpoint=path or "", source=job.source,
                                bands=None if bands is None else tuple(bands), scene=scene,
                                scenes=len(job.scenes), settings=settings,
-                               device=str(torch_device), part=os.fspath(job.store.path(
+                               device=str(torch_device or device), part=os.fspath(job.store.path(
                                    scene.index)), probabilities=job.plan[1] is not None,
                                torch_threads=cluster.torch_threads if cluster else None)
                      for scene in job.store.missing())

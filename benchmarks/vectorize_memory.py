@@ -1,13 +1,18 @@
 """Peak memory and time of ``vectorize_raster`` on large synthetic class rasters.
 
-Writes land-cover-like (six classes in blobs of many sizes) and building-like
-(rotated rectangles on a background) class GeoTIFFs of 4096^2 and 16384^2
-pixels, block by block, then vectorizes each one in a fresh Python process and
-prints that process's peak resident memory (``ru_maxrss``) and wall time.
+Writes class GeoTIFFs of 4096^2 and 16384^2 pixels, block by block:
+
+- ``landcover``: six classes on wiggly fields (regions of bounded size);
+- ``buildings``: rotated rectangles on a background (class 1 kept);
+- ``landcover-spanning``: six classes from smooth noise, where one region of a
+  class spans the whole raster (its single feature grows with the raster);
+
+then vectorizes each one in a fresh Python process and prints that process's
+peak resident memory and wall time.
 
 Usage:
     python benchmarks/vectorize_memory.py [--sizes 4096 16384] [--workdir DIR]
-        [--kinds landcover buildings] [--block-size 1024]
+        [--kinds landcover buildings landcover-spanning] [--block-size 1024]
 """
 
 from __future__ import annotations
@@ -39,8 +44,48 @@ def _octave(cell: int, rows: np.ndarray, cols: np.ndarray, lattice: np.ndarray) 
     return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
 
 
-class LandCover:
-    """Six classes from thresholded two-octave smooth noise (seamless across windows)."""
+class Parcels:
+    """Six classes on fields: warped Voronoi cells of seeds about every 96 px.
+
+    Neighbouring fields of one class merge, but no class spans the raster
+    (each class holds 1/6 of the cells, far below the percolation threshold).
+    """
+
+    cell = 96
+    warp = 6.0  # px: the fields' borders wiggle by about this much
+
+    def __init__(self, size: int) -> None:
+        rng = np.random.default_rng(SEED)
+        n = size // self.cell + 2
+        self.seed_x = (np.arange(n)[None, :] + rng.uniform(0.1, 0.9, (n, n))) * self.cell
+        self.seed_y = (np.arange(n)[:, None] + rng.uniform(0.1, 0.9, (n, n))) * self.cell
+        self.classes = rng.integers(0, CLASSES, (n, n)).astype(np.uint8)
+        self.wiggle = [rng.random((size // 16 + 2, size // 16 + 2)) for _ in range(2)]
+
+    def window(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        rows, cols = np.arange(row, row + height), np.arange(col, col + width)
+        x = cols[None, :] + self.warp * (2 * _octave(16, rows, cols, self.wiggle[0]) - 1)
+        y = rows[:, None] + self.warp * (2 * _octave(16, rows, cols, self.wiggle[1]) - 1)
+        ci, cj = np.floor(y / self.cell).astype(int), np.floor(x / self.cell).astype(int)
+        best = np.full((height, width), np.inf)
+        out = np.zeros((height, width), np.uint8)
+        last = len(self.classes) - 1
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                i, j = np.clip(ci + di, 0, last), np.clip(cj + dj, 0, last)
+                d = (x - self.seed_x[i, j]) ** 2 + (y - self.seed_y[i, j]) ** 2
+                closer = d < best
+                best[closer], out[closer] = d[closer], self.classes[i, j][closer]
+        return out
+
+
+class Spanning:
+    """Six classes from thresholded two-octave smooth noise (seamless across windows).
+
+    The classes in the middle of the range form bands that connect across the
+    whole raster: one region, one feature, with an outline that grows with
+    the raster (the worst case for memory).
+    """
 
     octaves = ((192, 0.7), (24, 0.3))  # (cell px, weight)
 
@@ -101,8 +146,8 @@ class Buildings:
         return out
 
 
-KINDS = {"landcover": LandCover, "buildings": Buildings}
-OPTIONS = {"landcover": {}, "buildings": {"classes": [1]}}
+KINDS = {"landcover": Parcels, "buildings": Buildings, "landcover-spanning": Spanning}
+OPTIONS = {"landcover": {}, "buildings": {"classes": [1]}, "landcover-spanning": {}}
 
 
 def make_raster(path: Path, kind: str, size: int) -> None:
@@ -193,7 +238,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         print(f"machine: {machine()}; block size {args.block_size} px")
-        print(f"{'raster':>22} {'features':>9} {'vertices':>10} {'largest':>9} {'time s':>8} "
+        print(f"{'raster':>29} {'features':>9} {'vertices':>10} {'largest':>9} {'time s':>8} "
               f"{'peak MiB':>9} {'after import MiB':>17}")
         for kind in args.kinds:
             for size in args.sizes:
@@ -207,7 +252,7 @@ def main() -> None:
                 if done.returncode:
                     sys.exit(f"{kind} {size}: vectorizing failed:\n{done.stderr}")
                 result = json.loads(done.stdout.strip().splitlines()[-1])
-                print(f"{kind + ' ' + str(size) + '^2':>22} {result['features']:>9} "
+                print(f"{kind + ' ' + str(size) + '^2':>29} {result['features']:>9} "
                       f"{result['vertices']:>10} {result['largest']:>9} "
                       f"{result['seconds']:>8.1f} {result['peak_mib']:>9.0f} "
                       f"{result['import_mib']:>17.0f}", flush=True)

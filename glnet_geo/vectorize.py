@@ -19,7 +19,7 @@ largest region, never the raster's area):
    each seam (the kept pieces are rasterized along the block's edges) tell
    which pieces belong to one region (union-find). After each block row, every
    region that cannot grow into the next row is dissolved
-   (:func:`shapely.union_all`), finished and written. So one region is one
+   (:func:`glnet_geo.dissolve.dissolve`), finished and written. So one region is one
    feature however the blocks fell, and only one block row of seam pieces plus
    the pieces of regions still growing downwards are in memory (a region that
    spans the raster is one feature, and its outline is held whole).
@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from glnet_geo.dissolve import dissolve
 from glnet_geo.errors import InputError, OutputError, OutputExistsError
 
 if TYPE_CHECKING:
@@ -524,7 +525,8 @@ def _simplify_block(geoms: np.ndarray, valid: np.ndarray, offset: Affine,
     coverage = np.concatenate([geoms, _make_valid(_objects(voids))])
     simplified = shapely.coverage_simplify(shapely.segmentize(coverage, 1.0), tolerance_px,
                                            simplify_boundary=False)
-    return simplified[:len(geoms)]
+    # The vertices left are pixel corners: round off the densifier's float error.
+    return shapely.transform(simplified[:len(geoms)], np.rint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -728,42 +730,25 @@ def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_B
         for members in groups.values():
             pieces = [seam_pieces.pop(p) for p in members]
             ids.discard(members)
-            geometry = (pieces[0].geometry if len(pieces) == 1
-                        else _dissolve([p.geometry for p in pieces], connectivity))
-            done.add(geometry, pieces[0].class_id, sum(p.pixels for p in pieces),
-                     sum(p.confidence for p in pieces), shapely.get_num_coordinates(geometry))
+            geometry = pieces[0].geometry
+            if len(pieces) > 1 and connectivity is Connectivity.FOUR:
+                geometry = dissolve([p.geometry for p in pieces], block_size=block_size,
+                                    width=width, height=height)
+            elif len(pieces) > 1:  # 8-connected parts may nest: a general union
+                geometry = shapely.simplify(shapely.union_all([p.geometry for p in pieces]),
+                                            0.0, preserve_topology=False)
+            class_id = pieces[0].class_id
+            pixels = sum(p.pixels for p in pieces)
+            confidence = sum(p.confidence for p in pieces)
+            del pieces  # before yielding: a large region is then held once
+            done.add(geometry, class_id, pixels, confidence,
+                     shapely.get_num_coordinates(geometry))
             if done.full():
                 yield done
                 done = _Regions()
         above_ids, above_vals = below_ids, below_vals
     if len(done):
         yield done
-
-
-def _dissolve(pieces: Sequence[Any], connectivity: Connectivity) -> Any:
-    """Union of the pieces of one region (from different blocks).
-
-    With 4-connectivity a piece is a Polygon whose holes lie strictly inside
-    its block (a hole open to the block's edge would be part of the outside),
-    so they are holes of the region too: only the pieces' filled outlines are
-    unioned, which halves the work on regions riddled with holes, and the holes
-    are put back afterwards. (With 8-connectivity a hole may hold an island of
-    the same region, so the pieces are unioned whole.) The collinear vertices
-    left where seams were are dropped.
-    """
-    import shapely
-
-    def union(geoms: Sequence[Any]) -> Any:
-        return shapely.simplify(shapely.union_all(geoms), 0.0, preserve_topology=False)
-
-    parts = shapely.get_parts(_objects(pieces))
-    if connectivity is Connectivity.EIGHT or len(parts) != len(pieces):
-        return union(pieces)
-    filled = union(shapely.polygons(shapely.get_exterior_ring(parts)))
-    if filled.geom_type != "Polygon":
-        return union(pieces)
-    holes = [ring for part in parts for ring in part.interiors]
-    return shapely.Polygon(filled.exterior, [*filled.interiors, *holes])
 
 
 def _confidence(probabilities: rasterio.io.DatasetReader, window: Window,
@@ -811,12 +796,13 @@ class _Finisher:
         return "Polygon" if self.connectivity is Connectivity.FOUR else "MultiPolygon"
 
     def __call__(self, regions: _Regions) -> gpd.GeoDataFrame:
-        """Finish a chunk of regions."""
+        """Finish a chunk of regions (consumed: its geometries are moved out)."""
         import geopandas as gpd
         import pandas as pd
         import shapely
 
         geoms = _objects(regions.geometries)
+        regions.geometries.clear()
         class_ids = np.asarray(regions.class_ids, dtype=np.int64)
         pixels = np.asarray(regions.pixels, dtype=np.float64)
         conf = np.asarray(regions.confidence, dtype=np.float64)
@@ -841,8 +827,8 @@ class _Finisher:
         }
         if self.with_confidence:
             data["confidence"] = pd.Series(conf / np.maximum(pixels, 1), dtype="float64")
-        world = pixel_to_map(geoms, self.transform) if len(geoms) else geoms
-        return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(world, crs=self.crs.to_wkt()))
+        geoms = pixel_to_map(geoms, self.transform) if len(geoms) else geoms
+        return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=self.crs.to_wkt()))
 
 
 def _fill_holes(geom: Any, min_area: float, areas: PixelAreas) -> Any:

@@ -21,8 +21,10 @@ test: install
 lint: install
 	$(BIN)/ruff check glnet_geo cli tests benchmarks
 
+# The demo: sample scene -> training -> predict -> polygons, preview, scores (about 10 min
+# at most on 2 CPU cores). OpenMP threads that wait passively share a busy machine better.
 demo: install
-	$(BIN)/glnet-geo demo -o demo-output
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/glnet-geo demo -o demo-output --overwrite
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

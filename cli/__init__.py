@@ -23,6 +23,7 @@ COMMANDS = (
     ("vectorize", "vectorize"),
     ("train", "train"),
     ("evaluate", "evaluate"),
+    ("demo", "demo"),
 )
 
 

@@ -145,13 +145,13 @@ def main() -> None:
                 print(f"| {run} | {label} | {figures['scenes']} | {wall:.1f} | "
                       f"{figures['start_s']:.1f} | {megapixels / wall:.3f} | {overhead} "
                       f"| {peaks} |", flush=True)
-            import numpy as np
             import rasterio
 
             with rasterio.open(Path(tmp) / f"single-{run}.tif") as a, \
                     rasterio.open(Path(tmp) / f"dask-{run}.tif") as b:
-                same = np.array_equal(a.read(1), b.read(1))
-            print(f"run {run}: class rasters identical: {same}")
+                differ = int((a.read(1) != b.read(1)).sum())
+            print(f"run {run}: pixels whose class differs: {differ} of {a.width * a.height} "
+                  "(torch sums in another order with 2 threads than with 1)")
     print(f"# load average {os.getloadavg()[0]:.1f} at end")
 
 

@@ -1107,5 +1107,9 @@ def _open_probabilities(path: str | os.PathLike,
 
 
 def _cache_mb(block_size: int) -> int:
-    """GDAL block cache for one row of blocks (at least 64 MB, at most 512 MB)."""
+    """GDAL block cache in MB: four blocks of 8-byte pixels, 64 to 512 MB.
+
+    Blocks are read once each, so a larger cache (GDAL's default is 5% of the
+    RAM) would only make the resident memory grow with the raster.
+    """
     return int(min(512, max(64, 4 * block_size * block_size * 8 / 2**20)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from glnet_geo.cli.options import output_opt, overwrite_opt
 
 

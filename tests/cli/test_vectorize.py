@@ -6,8 +6,9 @@ import numpy as np
 import pyogrio
 import rasterio
 from click.testing import CliRunner
-from glnet_geo.cli import main
 from rasterio.transform import from_origin
+
+from glnet_geo.cli import main
 
 
 def write_mask(path, data, crs="EPSG:32633"):

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from glnet_geo.cli import main
 
 from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
+from glnet_geo.cli import main
 from glnet_geo.datasets import synthetic
 from glnet_geo.models.stages import Stage
 

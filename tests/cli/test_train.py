@@ -8,10 +8,10 @@ import rasterio
 import torch
 from affine import Affine
 from click.testing import CliRunner
-from glnet_geo.cli import main
 from PIL import Image
 
 from glnet_geo.checkpoint import load_checkpoint
+from glnet_geo.cli import main
 from glnet_geo.datasets import synthetic
 from glnet_geo.models.stages import Stage
 
@@ -136,3 +136,14 @@ def test_stage_two_alone_needs_a_stage_one_model(tmp_path):
     result = invoke("train", "custom", "--images", files.images[0], "--labels", files.labels[0],
                     "--stage", "global-to-local", "-o", tmp_path / "m.pt")
     last_line_error(result, "--init CHECKPOINT")
+
+
+def test_mask_colours_outside_the_palette(tmp_path):
+    (image,) = synthetic.write_deepglobe_layout(tmp_path, count=1, size=64)
+    mask_path = image.parent.parent / "masks" / image.name.replace("_sat.jpg", "_mask.png")
+    mask = np.asarray(Image.open(mask_path)).copy()
+    mask[7, 9] = (128, 0, 64)
+    Image.fromarray(mask).save(mask_path)
+    result = invoke("train", "deepglobe", "--root", tmp_path, "-o", tmp_path / "m.pt", *TINY)
+    last_line_error(result, "_mask.png has 1 pixels", "(128, 0, 64)", "row 7, column 9")
+    assert not (tmp_path / "m.pt").exists()

@@ -199,9 +199,14 @@ def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
                                   save_on_exception=True, enable_version_counter=False)
     loggers = [CSVLogger(run_dir / "logs", name=stage.value),
                TensorBoardLogger(run_dir / "logs", name=stage.value, default_hp_metric=False)]
+    strategy = settings.strategy
+    if strategy == "ddp":
+        # Each stage leaves some parameters of the parts it trains without a gradient (the
+        # plain or the doubled FPN layers, the aggregation in stage 1): DDP must expect it.
+        strategy = "ddp_find_unused_parameters_true"
     return L.Trainer(
         default_root_dir=run_dir, accelerator=settings.accelerator, devices=settings.devices,
-        num_nodes=settings.num_nodes, strategy=settings.strategy,
+        num_nodes=settings.num_nodes, strategy=strategy,
         precision=_precision(settings), max_epochs=settings.max_epochs,
         max_steps=-1 if settings.max_steps is None else settings.max_steps,
         callbacks=[checkpoints], logger=loggers, log_every_n_steps=settings.log_every,

@@ -77,13 +77,13 @@ def test_existing_output_and_bad_sizes(data, tmp_path):
     assert StagePlan("all").stages == list(Stage)
 
 
-def test_ddp_on_two_cpu_processes_completes_a_step(data, tmp_path):
+def test_ddp_on_two_cpu_processes_completes_steps(data, tmp_path):
     out = tmp_path / "ddp.pt"
     command = [str(Path(sys.executable).with_name("glnet-geo")), "-v", "train", "custom",
                "--images", *data.images[:1], "--images", data.images[1],
                "--labels", *data.labels[:1], "--labels", data.labels[1],
                "--classes", data.classes, "--scene-size", "64", "--stage", "global",
-               "--max-steps", "1", "--backbone", "resnet18", "--global-size", "64",
+               "--max-steps", "2", "--backbone", "resnet18", "--global-size", "64",
                "--patch-size", "32", "--min-overlap", "0", "--batch-size", "2",
                "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--quiet",
                "--checkpoint-every", "1",
@@ -94,5 +94,5 @@ def test_ddp_on_two_cpu_processes_completes_a_step(data, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "MEMBER: 2/2" in done.stderr  # two processes joined the group
     assert torch.load(out.with_name("ddp.run") / "global" / "last.ckpt",
-                      weights_only=True)["global_step"] == 1
+                      weights_only=True)["global_step"] == 2  # a second step synchronises too
     assert load_checkpoint(out).config.stage is Stage.GLOBAL

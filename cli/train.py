@@ -103,7 +103,8 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
     from glnet_geo.training.trainer import TrainSettings, train
 
     if not click.get_current_context().find_root().params.get("verbose"):
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
                         label_field=label_field, classes=class_file, layer=layer,
@@ -122,4 +123,7 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
                             lr_local=lr_local, sub_batch_size=sub_batch_size),
         progress=not quiet)
     path = train(data, settings, output, overwrite=overwrite)
-    click.echo(f"wrote {path}")
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # with DDP, every process runs this command
+        click.echo(f"wrote {path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from glnet_geo.cli.options import output_opt, overwrite_opt
 
 
@@ -48,37 +49,55 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
                    "[default: half a patch].")
 @click.option("--bands", callback=_bands, metavar="LIST",
               help="1-based input bands to use, e.g. 4,3,2 [default: the checkpoint's].")
+@click.option("--workers", type=int, metavar="N",
+              help="Predict the scenes on a local Dask cluster of N processes.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Predict the scenes on an existing Dask cluster (tcp://host:8786).")
+@click.option("--resume", is_flag=True,
+              help="Keep finished scenes on disk; rerun to finish an interrupted run.")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar [default: only on a terminal].")
 @overwrite_opt
 def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str | None,
             probabilities: str | None, preview: str | None, mode: str, device: str,
             batch_size: int, scene_size: int | None, halo: int | None,
-            bands: list[int] | None, progress: bool | None, overwrite: bool) -> None:
-    r"""Predict a class raster from each INPUT with CHECKPOINT.
+            bands: list[int] | None, workers: int | None, scheduler: str | None,
+            resume: bool, progress: bool | None, overwrite: bool) -> None:
+    """Predict a class raster from each INPUT with CHECKPOINT.
 
-    INPUT is anything GDAL opens: a GeoTIFF, a VRT mosaic, a /vsicurl/ URL.
-    The output is a Cloud-Optimized GeoTIFF on the input's grid (same CRS,
-    transform and size): uint8 class ids, nodata 255 where the input is
-    nodata or masked, the checkpoint's palette and class names. With several
-    INPUTs, OUTPUT (and --probabilities, --preview, --polygons) are
-    directories that receive one file per input, named after it.
+    INPUT is anything GDAL opens: a GeoTIFF, a VRT mosaic, a /vsicurl/ URL,
+    or a folder of rasters. The output is a Cloud-Optimized GeoTIFF on the
+    input's grid (same CRS, transform and size): uint8 class ids, nodata 255
+    where the input is nodata or masked, the checkpoint's palette and class
+    names. With several INPUTs or a folder, OUTPUT (and --probabilities,
+    --preview, --polygons) are directories that receive one file per input,
+    named after it.
 
     \b
     Examples:
       glnet-geo predict model.pt ortho.tif -o classes.tif --preview classes.png
-      glnet-geo predict model.pt tiles/*.tif -o classes/ --polygons polygons/
+      glnet-geo predict model.pt tiles/ -o classes/ --polygons polygons/ --workers 2
     """
-    from glnet_geo.inference import predict_raster, predict_rasters
+    from pathlib import Path
 
+    from glnet_geo.inference import predict_raster, predict_rasters
+    from glnet_geo.io.reader import rasters_in
+
+    sources = [s for item in inputs
+               for s in (rasters_in(item) if Path(item).is_dir() else [item])]
     options = dict(probabilities=probabilities, preview=preview, polygons=polygons, mode=mode,
                    device=device, batch_size=batch_size, scene_size=scene_size, halo=halo,
-                   bands=bands, overwrite=overwrite, progress=progress)
-    if len(inputs) == 1:
-        results = [predict_raster(checkpoint, inputs[0], output, **options)]
+                   bands=bands, overwrite=overwrite, progress=progress, workers=workers,
+                   scheduler=scheduler, resume=resume)
+    if len(inputs) == 1 and not Path(inputs[0]).is_dir():
+        results = [predict_raster(checkpoint, sources[0], output, **options)]
     else:
-        results = predict_rasters(checkpoint, list(inputs), output, **options)
+        results = predict_rasters(checkpoint, sources, output, **options)
     for result in results:
-        written = [result.classes, result.probabilities, result.preview, result.polygons]
-        click.echo(f"{result.input}: {result.scenes} scene(s) -> "
-                   + ", ".join(str(p) for p in written if p is not None))
+        written = ", ".join(str(p) for p in (result.classes, result.probabilities,
+                                             result.preview, result.polygons) if p is not None)
+        if resume and result.scenes == 0:
+            click.echo(f"{result.input}: already done -> {written}")
+            continue
+        resumed = f" ({result.resumed} resumed)" if result.resumed else ""
+        click.echo(f"{result.input}: {result.scenes} scene(s){resumed} -> {written}")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 #: GDAL block cache while predicting, in MB: enough for a scene's reads and
 #: the output tiles it touches, and a bound on memory whatever the raster size.
-GDAL_CACHE_MB = 128
+GDAL_CACHE_MB = 64
 
 
 class PredictMode(StrEnum):
@@ -325,7 +325,8 @@ class PredictedRaster:
         probabilities: The probabilities raster (COG), if asked for.
         preview: The quick-look PNG, if asked for.
         polygons: The polygons file, if asked for.
-        scenes: Number of scenes predicted.
+        scenes: Number of scenes of the input.
+        resumed: Scenes taken from an interrupted run rather than predicted.
 
     """
 
@@ -335,6 +336,7 @@ class PredictedRaster:
     preview: Path | None = None
     polygons: Path | None = None
     scenes: int = 0
+    resumed: int = 0
 
 
 def _load(checkpoint: Checkpoint | str | os.PathLike, device: torch.device) -> Checkpoint:
@@ -372,7 +374,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    mode: PredictMode | str = PredictMode.GLNET, device: str = "auto",
                    batch_size: int = 8, scene_size: int | None = None, halo: int | None = None,
                    bands: Sequence[int] | None = None, overwrite: bool = False,
-                   progress: bool | None = None) -> PredictedRaster:
+                   progress: bool | None = None, workers: int | None = None,
+                   scheduler: str | None = None, resume: bool = False) -> PredictedRaster:
     """Predict a class raster aligned pixel for pixel with ``input``.
 
     The raster is cut into scenes (:func:`glnet_geo.io.scenes.scene_grid`);
@@ -402,6 +405,12 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
         bands: 1-based input bands to use instead of the checkpoint's.
         overwrite: Replace existing outputs.
         progress: Show a progress bar (default: only on a terminal).
+        workers: Predict the scenes on a local Dask cluster of this many
+            processes (:mod:`glnet_geo.distributed`).
+        scheduler: Predict the scenes on the Dask cluster at this address
+            (``tcp://host:8786``) instead.
+        resume: Keep each finished scene on disk and, on a new run, take the
+            scenes an interrupted run finished (in process or on Dask).
 
     Returns:
         The paths written.
@@ -413,67 +422,155 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
         OutputError: An output directory is missing or not writable.
 
     """
-    torch_device = resolve_device(device)
     source = os.fspath(input)
     paths = [Path(output), *(Path(p) if p is not None else None
                              for p in (probabilities, preview, polygons))]
+    options = dict(mode=mode, device=device, batch_size=batch_size, scene_size=scene_size,
+                   halo=halo, bands=bands, overwrite=overwrite, progress=progress)
+    in_parts = _predict_in_parts(checkpoint, [source], [paths], workers, scheduler, resume,
+                                 options)
+    if in_parts is not None:
+        return in_parts[0]
+    torch_device = resolve_device(device)
     _check_outputs(source, paths, overwrite)
-    if polygons is not None:
-        from glnet_geo.vectorize import vectorize_raster
     loaded = _load(checkpoint, torch_device)
     config = loaded.config
     settings = SceneSettings.from_config(config, mode, batch_size)
+    scene_size = check_scene_size(config, scene_size)
+    halo = default_halo(config.patch_size) if halo is None else int(halo)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+            RasterInput.open(source, config.bands, config.normalization, bands) as raster:
+        scenes = scene_grid(raster.height, raster.width, scene_size, halo)
+        total = sum(settings.steps(scene) for scene in scenes)
+        with _progress(total, Path(source).name, progress) as bar:
+            cores = _predicted_cores(loaded.model, raster, scenes, settings, torch_device,
+                                     probabilities is not None, bar)
+            result = write_outputs(source, raster, config, cores,
+                                   output_tags(source, settings, scene_size, halo), *paths,
+                                   overwrite=overwrite)
+    result.scenes = len(scenes)
+    return result
+
+
+def check_scene_size(config: ModelConfig, scene_size: int | None) -> int:
+    """Return the scene size to use: ``scene_size`` or the checkpoint's.
+
+    Raises:
+        InputError: A scene smaller than the checkpoint's patch.
+
+    """
     scene_size = config.scene_size if scene_size is None else int(scene_size)
     if scene_size < config.patch_size:
         raise InputError(f"scene size {scene_size} px is smaller than the checkpoint's patch "
                          f"size {config.patch_size} px; use --scene-size {config.patch_size} "
                          "or more")
-    halo = default_halo(config.patch_size) if halo is None else int(halo)
-    result = PredictedRaster(input=source, classes=paths[0])
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
-            RasterInput.open(source, config.bands, config.normalization, bands) as raster, \
-            ExitStack() as cleanup:
-        scenes = scene_grid(raster.height, raster.width, scene_size, halo)
-        tags = {"software": f"glnet-geo {glnet_geo.__version__}", "source": Path(source).name,
-                "predict_mode": settings.mode.value,
-                "network_mode": settings.network_mode.value,
-                "scene_size": str(scene_size), "halo": str(halo)}
+    return scene_size
+
+
+def output_tags(source: str, settings: SceneSettings, scene_size: int,
+                halo: int) -> dict[str, str]:
+    """Return the dataset metadata of the rasters predicted from ``source``."""
+    return {"software": f"glnet-geo {glnet_geo.__version__}", "source": Path(source).name,
+            "predict_mode": settings.mode.value, "network_mode": settings.network_mode.value,
+            "scene_size": str(scene_size), "halo": str(halo)}
+
+
+#: A predicted scene core: its window, ``(h, w)`` uint8 classes (255 where
+#: invalid) and ``(K, h, w)`` uint8 probabilities ``round(255 * p)`` or None.
+Core = tuple[Window, np.ndarray, np.ndarray | None]
+
+
+def _predicted_cores(model: GLNet, raster: RasterInput, scenes: Sequence[Scene],
+                     settings: SceneSettings, device: torch.device, with_probabilities: bool,
+                     bar) -> Iterator[Core]:
+    """Predict the scenes one at a time, lazily, as :data:`Core` tuples."""
+    for scene in scenes:
+        bar.set_postfix_str(f"scene {scene.index + 1}/{len(scenes)}")
+        prediction = predict_scene(model, raster, scene, settings, device,
+                                   with_probabilities=with_probabilities, on_patches=bar.update)
+        scaled = None
+        if with_probabilities:
+            scaled = np.rint(prediction.probabilities * 255).astype(np.uint8)
+            scaled[:, ~prediction.valid] = 0
+        yield prediction.window, prediction.classes, scaled
+
+
+def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: Iterable[Core],
+                  tags: dict[str, str], classes: str | os.PathLike,
+                  probabilities: str | os.PathLike | None = None,
+                  preview: str | os.PathLike | None = None,
+                  polygons: str | os.PathLike | None = None, *,
+                  overwrite: bool = False) -> PredictedRaster:
+    """Write the outputs of one input from its scene cores, as they come.
+
+    Each core goes through windowed writes into hidden tiled GeoTIFFs, which
+    become COGs moved to their final names only once every core is written
+    (all temporary files are removed on any error, Ctrl-C included); then the
+    preview and the polygons are made from the published class raster.
+
+    Args:
+        source: The input (named in the metadata).
+        raster: The open input (its grid, and the preview's background).
+        config: The checkpoint's configuration (class names, colours).
+        cores: The predicted cores (e.g. a lazy generator), tiling the raster.
+        tags: Dataset metadata of the rasters (see :func:`output_tags`).
+        classes: Path of the class raster.
+        probabilities: Path of the probabilities raster, if wanted.
+        preview: Path of the quick-look PNG, if wanted.
+        polygons: Path of the polygons, if wanted.
+        overwrite: Replace existing polygons.
+
+    Returns:
+        The paths written (``scenes`` left at 0 for the caller).
+
+    """
+    result = PredictedRaster(input=source, classes=Path(classes))
+    with ExitStack() as cleanup:
         writers: list[CogWriter] = [class_raster_writer(
-            paths[0], raster.dataset, config.class_names, config.class_colors, tags)]
+            classes, raster.dataset, config.class_names, config.class_colors, tags)]
         if probabilities is not None:
             writers.append(probability_raster_writer(probabilities, raster.dataset,
                                                      config.class_names, tags))
         for writer in writers:
             cleanup.callback(writer.discard)
             writer.open()
-        total = sum(settings.steps(scene) for scene in scenes)
-        with _progress(total, Path(source).name, progress) as bar:
-            for scene in scenes:
-                bar.set_postfix_str(f"scene {scene.index + 1}/{len(scenes)}")
-                prediction = predict_scene(loaded.model, raster, scene, settings, torch_device,
-                                           with_probabilities=probabilities is not None,
-                                           on_patches=bar.update)
-                writers[0].write(prediction.classes, prediction.window)
-                if probabilities is not None:
-                    scaled = np.rint(prediction.probabilities * 255).astype(np.uint8)
-                    scaled[:, ~prediction.valid] = 0
-                    writers[1].write(scaled, prediction.window, mask=prediction.valid)
+        for window, class_ids, scaled in cores:
+            writers[0].write(class_ids, window)
+            if probabilities is not None:
+                writers[1].write(scaled, window, mask=class_ids != CLASS_NODATA)
         for writer in writers:
             writer.finish()
         result.classes = writers[0].publish()
         if probabilities is not None:
             result.probabilities = writers[1].publish()
-        result.scenes = len(scenes)
-        if preview is not None:
-            from glnet_geo.preview import write_preview
+    if preview is not None:
+        from glnet_geo.preview import write_preview
 
-            result.preview = write_preview(raster, result.classes, preview,
-                                           config.class_names, config.class_colors)
+        result.preview = write_preview(raster, result.classes, preview, config.class_names,
+                                       config.class_colors)
     if polygons is not None:
+        from glnet_geo.vectorize import vectorize_raster
+
         result.polygons = Path(vectorize_raster(result.classes, polygons,
                                                 probabilities=result.probabilities,
                                                 overwrite=overwrite))
     return result
+
+
+def _predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequence[str],
+                      plans: Sequence[Sequence[Path | None]], workers: int | None,
+                      scheduler: str | None, resume: bool,
+                      options: dict) -> list[PredictedRaster] | None:
+    """Predict through per-scene parts when Dask or resuming is asked for, else None."""
+    if workers is None and scheduler is None and not resume:
+        return None
+    from glnet_geo.distributed import Cluster, predict_in_parts
+
+    cluster = None
+    if workers is not None or scheduler is not None:
+        cluster = Cluster(workers=workers, scheduler=scheduler)
+    return predict_in_parts(checkpoint, sources, plans, resume=resume, cluster=cluster,
+                            **options)
 
 
 def output_paths(inputs: Sequence[str | os.PathLike], directory: str | os.PathLike,
@@ -513,7 +610,9 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
                     preview: str | os.PathLike | None = None,
                     polygons: str | os.PathLike | None = None,
                     polygon_suffix: str = ".gpkg", overwrite: bool = False,
-                    device: str = "auto", **options) -> list[PredictedRaster]:
+                    device: str = "auto", workers: int | None = None,
+                    scheduler: str | None = None, resume: bool = False,
+                    **options) -> list[PredictedRaster]:
     """Predict several rasters; ``output`` (and each optional path) is a directory.
 
     Each input ``<stem>.<ext>`` gives ``output/<stem>.tif`` (and
@@ -531,6 +630,10 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         polygon_suffix: File extension of the polygon files (the format).
         overwrite: Replace existing outputs.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: Predict on a local Dask cluster of this many processes.
+        scheduler: Predict on the Dask cluster at this address.
+        resume: Skip inputs already done and scenes an interrupted run
+            finished.
         **options: Passed to :func:`predict_raster` (mode, batch_size, ...).
 
     Returns:
@@ -546,6 +649,11 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
     for directory in (output, probabilities, preview, polygons):
         if directory is not None:
             _output_directory(directory)
+    sources = [os.fspath(source) for source in inputs]
+    in_parts = _predict_in_parts(checkpoint, sources, plans, workers, scheduler, resume,
+                                 {"device": device, "overwrite": overwrite, **options})
+    if in_parts is not None:
+        return in_parts
     for source, plan in zip(inputs, plans, strict=True):
         _check_outputs(os.fspath(source), plan, overwrite)
     loaded = _load(checkpoint, resolve_device(device))

@@ -40,6 +40,26 @@ if TYPE_CHECKING:
 GLOBAL_RESAMPLING = Resampling.bilinear
 
 
+#: File extensions taken as rasters when an input is a folder.
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+
+
+def rasters_in(folder: str | os.PathLike) -> list[str]:
+    """Return the rasters of a folder (by extension, see :data:`RASTER_SUFFIXES`), sorted.
+
+    Raises:
+        InputError: The folder holds no raster.
+
+    """
+    found = sorted(os.fspath(p) for p in Path(folder).iterdir()
+                   if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+    if not found:
+        patterns = ", ".join(f"*{s}" for s in RASTER_SUFFIXES)
+        raise InputError(f"folder {os.fspath(folder)} matches no raster ({patterns}); give "
+                         "raster files or a folder that holds some")
+    return found
+
+
 def data_bands(dataset: rasterio.DatasetReader) -> list[int]:
     """Return the 1-based indexes of the data bands (an alpha band is a mask)."""
     return [i for i, interp in zip(dataset.indexes, dataset.colorinterp, strict=True)

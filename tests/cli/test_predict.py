@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from glnet_geo.cli import main
 from rio_cogeo.cogeo import cog_validate
 
 import glnet_geo.inference
+from glnet_geo.cli import main
 
 
 def run(*args):

@@ -9,7 +9,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from glnet_geo.errors import InputError
-from glnet_geo.io.reader import RasterInput, data_bands, normalize, select_bands
+from glnet_geo.io.reader import RasterInput, data_bands, normalize, rasters_in, select_bands
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -140,3 +140,13 @@ def test_decimated_read_is_served_by_overviews(tmp_path):
         assert (x == 0).all()
         x, _ = raster.read(Window(0, 0, 64, 64))
         assert (x == 200).all()
+
+
+def test_rasters_in_a_folder(tmp_path):
+    for name in ("b.tif", "a.TIFF", "mosaic.vrt", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "sub.tif").mkdir()
+    assert [Path(p).name for p in rasters_in(tmp_path)] == ["a.TIFF", "b.tif", "mosaic.vrt"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="matches no raster"):
+        rasters_in(tmp_path / "empty")

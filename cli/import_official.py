@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from glnet_geo.cli.options import output_opt, overwrite_opt
 
 
@@ -16,7 +17,7 @@ from glnet_geo.cli.options import output_opt, overwrite_opt
 @overwrite_opt
 def command(official: str, output: str, classes: str, global_fixed: str | None,
             overwrite: bool) -> None:
-    r"""Convert OFFICIAL, a .pth of the official GLNet code, into a checkpoint.
+    """Convert OFFICIAL, a .pth of the official GLNet code, into a checkpoint.
 
     The checkpoint records the official setting (bands 1-3 scaled to [0, 1],
     508 px global view and patches, 50 px minimum overlap) and the stage:
@@ -27,7 +28,7 @@ def command(official: str, output: str, classes: str, global_fixed: str | None,
     \b
     Examples:
       glnet-geo import-official fpn_deepglobe_global2local.pth -o g2l.pt --classes deepglobe
-      glnet-geo import-official fpn_deepglobe_local2global.pth -o l2g.pt --classes deepglobe \
+      glnet-geo import-official fpn_deepglobe_local2global.pth -o l2g.pt --classes deepglobe \\
           --global-fixed fpn_deepglobe_global.pth
     """
     from glnet_geo.models.official import import_official

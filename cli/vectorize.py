@@ -50,7 +50,7 @@ def command(mask: str, output: str, format_: str | None, simplify: float, min_ar
             classes: list[int] | None, regularize: bool, probabilities: str | None,
             class_names: str | None, connectivity: int, block_size: int,
             overwrite: bool) -> None:
-    r"""Write one polygon per connected region of the class raster MASK.
+    """Write one polygon per connected region of the class raster MASK.
 
     Attributes: class_id, class_name, area_m2 (equal-area for geographic
     rasters) and, with --probabilities, confidence. GeoJSON is written in

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 from click.testing import CliRunner
-from glnet_geo.cli import main
 
+from glnet_geo.cli import main
 from glnet_geo.models import GLNet
 from glnet_geo.models.official import official_names
 

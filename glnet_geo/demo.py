@@ -95,7 +95,7 @@ class DemoSettings:
     sample_size: int = 2048
     train_scenes: int = 48
     steps_global: int = 300
-    steps_local: int = 200
+    steps_local: int = 250
     batch_global: int = 4
     lr: float = 5e-4
     gamma: float = 6.0

@@ -14,7 +14,7 @@ from glnet_geo.cli.options import overwrite_opt
               metavar="PX", help="Side of the generated sample scene.")
 @click.option("--steps-global", type=click.IntRange(min=1), default=300, show_default=True,
               help="Training steps of the global branch (stage 1).")
-@click.option("--steps-local", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--steps-local", type=click.IntRange(min=1), default=250, show_default=True,
               help="Training steps of the local branch (stage 2, and the local-only model).")
 @click.option("--train-scenes", type=click.IntRange(min=1), default=48, show_default=True,
               help="Number of generated 128 px training scenes.")

@@ -33,3 +33,15 @@ def test_demo_help_has_an_example():
     result = CliRunner().invoke(main, ["demo", "--help"])
     assert result.exit_code == 0
     assert "glnet-geo demo -o demo-output" in result.output
+
+
+def test_demo_defaults_are_the_demo_settings():
+    from dataclasses import fields
+
+    from glnet_geo.cli.demo import command
+    from glnet_geo.demo import DemoSettings
+
+    defaults = {p.name: p.default for p in command.params}
+    for f in fields(DemoSettings):
+        if f.name in defaults:
+            assert defaults[f.name] == f.default, f.name

@@ -34,10 +34,14 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Also write per-class confidence (one uint8 band per class, 255 = 1.0).")
 @click.option("--preview", type=click.Path(), metavar="PNG",
               help="Also write a quick-look PNG: the input, the classes overlaid, a legend.")
-@click.option("--mode", type=click.Choice(["glnet", "global", "local"]), default="glnet",
-              show_default=True,
+@click.option("--mode", type=click.Choice(["glnet", "global", "local", "coarse-to-fine"]),
+              default="glnet", show_default=True,
               help="glnet: the checkpoint's own (G->L or G<->L); global: the global branch "
-                   "alone; local: the local branch's own logits.")
+                   "alone; local: the local branch's own logits; coarse-to-fine: G->L only "
+                   "around the foreground G finds (class 0 is the background).")
+@click.option("--skip-threshold", type=click.FloatRange(0, 1, min_open=True), metavar="P",
+              help="Skip the local branch on patches where G predicts one class with a "
+                   "probability above P everywhere, e.g. 0.95 (1.0 never skips).")
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where the model runs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -51,6 +55,9 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="1-based input bands to use, e.g. 4,3,2 [default: the checkpoint's].")
 @click.option("--workers", type=int, metavar="N",
               help="Predict the scenes on a local Dask cluster of N processes.")
+@click.option("--threads-per-worker", type=int, metavar="N",
+              help="Torch threads of each Dask worker's task [default: 1 with --workers, "
+                   "the workers' own with --scheduler].")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Predict the scenes on an existing Dask cluster (tcp://host:8786).")
 @click.option("--resume", is_flag=True,
@@ -59,37 +66,38 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Show a progress bar [default: only on a terminal].")
 @overwrite_opt
 def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str | None,
-            probabilities: str | None, preview: str | None, mode: str, device: str,
-            batch_size: int, scene_size: int | None, halo: int | None,
-            bands: list[int] | None, workers: int | None, scheduler: str | None,
+            probabilities: str | None, preview: str | None, mode: str,
+            skip_threshold: float | None, device: str, batch_size: int,
+            scene_size: int | None, halo: int | None, bands: list[int] | None,
+            workers: int | None, threads_per_worker: int | None, scheduler: str | None,
             resume: bool, progress: bool | None, overwrite: bool) -> None:
     """Predict a class raster from each INPUT with CHECKPOINT.
 
     INPUT is anything GDAL opens: a GeoTIFF, a VRT mosaic, a /vsicurl/ URL,
-    or a folder of rasters. The output is a Cloud-Optimized GeoTIFF on the
-    input's grid (same CRS, transform and size): uint8 class ids, nodata 255
-    where the input is nodata or masked, the checkpoint's palette and class
-    names. With several INPUTs or a folder, OUTPUT (and --probabilities,
-    --preview, --polygons) are directories that receive one file per input,
-    named after it.
+    a folder of rasters or a glob ('tiles/*.tif', expanded here if quoted).
+    The output is a Cloud-Optimized GeoTIFF on the input's grid (same CRS,
+    transform and size): uint8 class ids, nodata 255 where the input is
+    nodata or masked, the checkpoint's palette and class names. With several
+    INPUTs, a folder or a glob, OUTPUT (and --probabilities, --preview,
+    --polygons) are directories that receive one file per input, named
+    after it.
 
     \b
     Examples:
       glnet-geo predict model.pt ortho.tif -o classes.tif --preview classes.png
       glnet-geo predict model.pt tiles/ -o classes/ --polygons polygons/ --workers 2
+      glnet-geo predict buildings.pt county.tif -o buildings.tif --skip-threshold 0.95
     """
-    from pathlib import Path
-
     from glnet_geo.inference import predict_raster, predict_rasters
-    from glnet_geo.io.reader import rasters_in
+    from glnet_geo.io.reader import expand_inputs
 
-    sources = [s for item in inputs
-               for s in (rasters_in(item) if Path(item).is_dir() else [item])]
+    sources = expand_inputs(inputs)
     options = dict(probabilities=probabilities, preview=preview, polygons=polygons, mode=mode,
-                   device=device, batch_size=batch_size, scene_size=scene_size, halo=halo,
-                   bands=bands, overwrite=overwrite, progress=progress, workers=workers,
+                   skip_threshold=skip_threshold, device=device, batch_size=batch_size,
+                   scene_size=scene_size, halo=halo, bands=bands, overwrite=overwrite,
+                   progress=progress, workers=workers, threads_per_worker=threads_per_worker,
                    scheduler=scheduler, resume=resume)
-    if len(inputs) == 1 and not Path(inputs[0]).is_dir():
+    if sources == list(inputs) and len(inputs) == 1:
         results = [predict_raster(checkpoint, sources[0], output, **options)]
     else:
         results = predict_rasters(checkpoint, sources, output, **options)

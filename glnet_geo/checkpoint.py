@@ -60,6 +60,9 @@ class ModelConfig:
         min_overlap: Minimum overlap in pixels between neighbouring patches.
         scene_size: Side in pixels of the scene GLNet looks at as a whole.
         stage: The training stage these weights reached.
+        coarse_to_fine: The local branch was trained on coarse-to-fine crops
+            (:mod:`glnet_geo.coarse_to_fine`; class 0 is the background), so
+            ``--mode glnet`` predicts coarse-to-fine.
         version: The glnet-geo version that wrote the checkpoint.
 
     """
@@ -75,6 +78,7 @@ class ModelConfig:
     min_overlap: int = 50
     scene_size: int = 2448
     stage: Stage = Stage.GLOBAL
+    coarse_to_fine: bool = False
     version: str = glnet_geo.__version__
 
     def __post_init__(self) -> None:

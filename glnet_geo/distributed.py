@@ -345,7 +345,8 @@ def _finished(plan: Sequence[Path | None]) -> bool:
 
 def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequence[str],
                      plans: Sequence[Sequence[Path | None]], *, mode: str = "glnet",
-                     device: str = "auto", batch_size: int = 8, scene_size: int | None = None,
+                     skip_threshold: float | None = None, device: str = "auto",
+                     batch_size: int = 8, scene_size: int | None = None,
                      halo: int | None = None, bands: Sequence[int] | None = None,
                      overwrite: bool = False, progress: bool | None = None,
                      resume: bool = False,
@@ -363,7 +364,8 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         sources: The input rasters.
         plans: Per input: class raster, probabilities, preview, polygons
             paths (None where not asked for).
-        mode: ``glnet``, ``global`` or ``local``.
+        mode: ``glnet``, ``global``, ``local`` or ``coarse-to-fine``.
+        skip_threshold: Skip the local branch where G is this confident.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (on the workers).
         batch_size: Patches per forward pass.
         scene_size: Side of a scene in pixels (default: the checkpoint's).
@@ -415,7 +417,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
     else:
         loaded = None
         config = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
-    settings = SceneSettings.from_config(config, mode, batch_size)
+    settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold)
     scene_size = check_scene_size(config, scene_size)
     halo = default_halo(config.patch_size) if halo is None else int(halo)
     identity = checkpoint_identity(checkpoint)

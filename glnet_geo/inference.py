@@ -40,6 +40,7 @@ from rasterio.windows import Window
 
 import glnet_geo
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
+from glnet_geo.coarse_to_fine import confident_patches, refined_patches
 from glnet_geo.errors import InputError, OutputError
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput
@@ -56,6 +57,9 @@ from glnet_geo.models.stages import Stage
 
 log = logging.getLogger(__name__)
 
+#: Network modes where G runs before the patches, so its prediction can guide them.
+GUIDED_MODES = (GLNetMode.GLOBAL_TO_LOCAL, GLNetMode.AGGREGATE)
+
 #: GDAL block cache while predicting, in MB: enough for a scene's reads and
 #: the output tiles it touches, and a bound on memory whatever the raster size.
 GDAL_CACHE_MB = 64
@@ -65,14 +69,18 @@ class PredictMode(StrEnum):
     """Which logits make the prediction (the paper's Table 2 comparison).
 
     GLNET uses the checkpoint's own mode (G->L or G<->L, or G alone for a
-    stage-1 checkpoint); GLOBAL the global branch alone on the downsampled
-    scene; LOCAL the local branch's own logits on the patches (computed under
-    the checkpoint's sharing mode, without the aggregation layer).
+    stage-1 checkpoint; coarse-to-fine for a checkpoint trained so); GLOBAL
+    the global branch alone on the downsampled scene; LOCAL the local
+    branch's own logits on the patches (computed under the checkpoint's
+    sharing mode, without the aggregation layer); COARSE_TO_FINE runs G->L
+    only on the patches that touch a foreground region of G's prediction
+    (:mod:`glnet_geo.coarse_to_fine`) and keeps G's prediction elsewhere.
     """
 
     GLNET = "glnet"
     GLOBAL = "global"
     LOCAL = "local"
+    COARSE_TO_FINE = "coarse-to-fine"
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,9 @@ class SceneSettings:
         patch_size: Side of the local patches in pixels.
         min_overlap: Minimum overlap of neighbouring patches in pixels.
         batch_size: Patches per forward pass of the local branch.
+        skip_threshold: Skip the local branch on patches where G predicts
+            one class with a probability above this everywhere (G's
+            prediction is kept there); None never skips.
 
     """
 
@@ -95,15 +106,17 @@ class SceneSettings:
     patch_size: int
     min_overlap: int
     batch_size: int
+    skip_threshold: float | None = None
 
     @classmethod
     def from_config(cls, config: ModelConfig, mode: PredictMode | str = PredictMode.GLNET,
-                    batch_size: int = 8) -> SceneSettings:
+                    batch_size: int = 8, skip_threshold: float | None = None
+                    ) -> SceneSettings:
         """Build the settings for a checkpoint's configuration.
 
         Raises:
             InputError: An unknown mode, a mode the checkpoint's stage cannot
-                run, or a batch size below 1.
+                run, a batch size below 1 or a skip threshold outside (0, 1].
 
         """
         try:
@@ -113,6 +126,11 @@ class SceneSettings:
                              f"{', '.join(m.value for m in PredictMode)}") from None
         if batch_size < 1:
             raise InputError(f"batch size {batch_size}; expected at least 1 (--batch-size)")
+        if skip_threshold is not None and not 0 < skip_threshold <= 1:
+            raise InputError(f"--skip-threshold {skip_threshold}; expected a probability in "
+                             "(0, 1], e.g. 0.95 (1.0 never skips)")
+        if mode is PredictMode.GLNET and config.coarse_to_fine:
+            mode = PredictMode.COARSE_TO_FINE
         if mode is PredictMode.GLOBAL:
             network_mode = GLNetMode.GLOBAL
         else:
@@ -121,14 +139,27 @@ class SceneSettings:
                 raise InputError(f"--mode local needs a trained local branch but this checkpoint "
                                  f"is at stage '{Stage.GLOBAL.value}'; use --mode global or a "
                                  "checkpoint trained further")
-        return cls(mode=mode, network_mode=network_mode, global_size=config.global_size,
-                   patch_size=config.patch_size, min_overlap=config.min_overlap,
-                   batch_size=batch_size)
+        settings = cls(mode=mode, network_mode=network_mode, global_size=config.global_size,
+                       patch_size=config.patch_size, min_overlap=config.min_overlap,
+                       batch_size=batch_size, skip_threshold=skip_threshold)
+        if settings.guided and (mode is PredictMode.LOCAL or network_mode not in GUIDED_MODES):
+            what = ("--mode coarse-to-fine" if mode is PredictMode.COARSE_TO_FINE
+                    else "--skip-threshold")
+            raise InputError(f"{what} needs G's prediction before the patches: a "
+                             f"'{Stage.GLOBAL_TO_LOCAL.value}' checkpoint in --mode glnet or "
+                             f"coarse-to-fine, not --mode {mode.value} at stage "
+                             f"'{config.stage.value}'")
+        return settings
 
     @property
     def uses_patches(self) -> bool:
         """Whether the prediction comes from per-patch logits."""
         return self.network_mode is not GLNetMode.GLOBAL
+
+    @property
+    def guided(self) -> bool:
+        """Whether G's prediction chooses the patches the local branch runs on."""
+        return self.mode is PredictMode.COARSE_TO_FINE or self.skip_threshold is not None
 
     def padded_shape(self, window: Window) -> tuple[int, int]:
         """Return a read window's size, each side padded up to the patch size if shorter."""
@@ -246,9 +277,24 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
         weight = blend_weights(patch).to(device)
         total = torch.zeros((model.num_classes, height, width), device=device)
         weights = torch.zeros((height, width), device=device)
+        refined, global_output = list(range(len(windows))), None
+        if settings.guided:
+            global_output = model.global_branch(image)
+            coarse = F.interpolate(global_output.logits, size=(height, width), mode="bilinear",
+                                   align_corners=False).softmax(1)[0]
+            refined = patches_to_refine(coarse, windows, settings)
+            for i in sorted(set(range(len(windows))) - set(refined)):
+                rows, cols = windows[i].toslices()
+                total[:, rows, cols] += coarse[:, rows, cols] * weight
+                weights[rows, cols] += weight
+            if on_patches is not None:
+                on_patches(len(windows) - len(refined))
+            if not refined:
+                return total / weights
+        windows = [windows[i] for i in refined]
         batches = _patch_batches(raster, read, windows, settings.batch_size, device, on_patches)
-        for part in model.iter_scene(image, boxes, batches, mode=settings.network_mode,
-                                     scene_shape=(height, width)):
+        for part in model.iter_scene(image, boxes[refined], batches, mode=settings.network_mode,
+                                     scene_shape=(height, width), global_output=global_output):
             logits = part.local_logits if settings.mode is PredictMode.LOCAL else part.logits
             probs = F.interpolate(logits, size=(patch, patch), mode="bilinear",
                                   align_corners=False).softmax(1) * weight
@@ -257,6 +303,33 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
                 total[:, rows, cols] += p
                 weights[rows, cols] += weight
         return total / weights
+
+
+def patches_to_refine(coarse: torch.Tensor, windows: Sequence[Window],
+                      settings: SceneSettings) -> list[int]:
+    """Choose the patches the local branch runs on from G's prediction.
+
+    Coarse-to-fine keeps the patches that touch a foreground region
+    (:func:`glnet_geo.coarse_to_fine.refined_patches`); a skip threshold then
+    drops those where G is confident of one class everywhere
+    (:func:`glnet_geo.coarse_to_fine.confident_patches`).
+
+    Args:
+        coarse: ``(K, H, W)`` G's probabilities at the scene's size.
+        windows: The scene's patch windows.
+        settings: How to predict.
+
+    Returns:
+        Indexes into ``windows``, in order.
+
+    """
+    refined = range(len(windows))
+    if settings.mode is PredictMode.COARSE_TO_FINE:
+        refined = refined_patches(coarse.argmax(0).cpu().numpy(), windows)
+    if settings.skip_threshold is not None:
+        confident = set(confident_patches(coarse, windows, settings.skip_threshold))
+        refined = [i for i in refined if i not in confident]
+    return list(refined)
 
 
 def predict_scene(model: GLNet, raster: RasterInput, scene: Scene, settings: SceneSettings,
@@ -371,11 +444,13 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    output: str | os.PathLike, *, probabilities: str | os.PathLike | None = None,
                    preview: str | os.PathLike | None = None,
                    polygons: str | os.PathLike | None = None,
-                   mode: PredictMode | str = PredictMode.GLNET, device: str = "auto",
+                   mode: PredictMode | str = PredictMode.GLNET,
+                   skip_threshold: float | None = None, device: str = "auto",
                    batch_size: int = 8, scene_size: int | None = None, halo: int | None = None,
                    bands: Sequence[int] | None = None, overwrite: bool = False,
                    progress: bool | None = None, workers: int | None = None,
-                   scheduler: str | None = None, resume: bool = False) -> PredictedRaster:
+                   threads_per_worker: int | None = None, scheduler: str | None = None,
+                   resume: bool = False) -> PredictedRaster:
     """Predict a class raster aligned pixel for pixel with ``input``.
 
     The raster is cut into scenes (:func:`glnet_geo.io.scenes.scene_grid`);
@@ -396,7 +471,11 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
             a legend) here.
         polygons: Also vectorise the classes into this file
             (:func:`glnet_geo.vectorize.vectorize_raster`).
-        mode: ``glnet`` (the checkpoint's own), ``global`` or ``local``.
+        mode: ``glnet`` (the checkpoint's own), ``global``, ``local`` or
+            ``coarse-to-fine`` (:class:`PredictMode`).
+        skip_threshold: Skip the local branch on patches where G predicts
+            one class with a probability above this everywhere (None or
+            1.0: never).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: Patches per forward pass.
         scene_size: Side of a scene in pixels (default: the checkpoint's).
@@ -407,6 +486,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
         progress: Show a progress bar (default: only on a terminal).
         workers: Predict the scenes on a local Dask cluster of this many
             processes (:mod:`glnet_geo.distributed`).
+        threads_per_worker: Torch threads of each Dask task (default: 1 on
+            a local cluster, the workers' own on an existing one).
         scheduler: Predict the scenes on the Dask cluster at this address
             (``tcp://host:8786``) instead.
         resume: Keep each finished scene on disk and, on a new run, take the
@@ -425,17 +506,18 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     source = os.fspath(input)
     paths = [Path(output), *(Path(p) if p is not None else None
                              for p in (probabilities, preview, polygons))]
-    options = dict(mode=mode, device=device, batch_size=batch_size, scene_size=scene_size,
-                   halo=halo, bands=bands, overwrite=overwrite, progress=progress)
-    in_parts = _predict_in_parts(checkpoint, [source], [paths], workers, scheduler, resume,
-                                 options)
+    options = dict(mode=mode, skip_threshold=skip_threshold, device=device,
+                   batch_size=batch_size, scene_size=scene_size, halo=halo, bands=bands,
+                   overwrite=overwrite, progress=progress)
+    cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
+    in_parts = _predict_in_parts(checkpoint, [source], [paths], cluster, resume, options)
     if in_parts is not None:
         return in_parts[0]
     torch_device = resolve_device(device)
     _check_outputs(source, paths, overwrite)
     loaded = _load(checkpoint, torch_device)
     config = loaded.config
-    settings = SceneSettings.from_config(config, mode, batch_size)
+    settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold)
     scene_size = check_scene_size(config, scene_size)
     halo = default_halo(config.patch_size) if halo is None else int(halo)
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
@@ -470,9 +552,12 @@ def check_scene_size(config: ModelConfig, scene_size: int | None) -> int:
 def output_tags(source: str, settings: SceneSettings, scene_size: int,
                 halo: int) -> dict[str, str]:
     """Return the dataset metadata of the rasters predicted from ``source``."""
-    return {"software": f"glnet-geo {glnet_geo.__version__}", "source": Path(source).name,
+    tags = {"software": f"glnet-geo {glnet_geo.__version__}", "source": Path(source).name,
             "predict_mode": settings.mode.value, "network_mode": settings.network_mode.value,
             "scene_size": str(scene_size), "halo": str(halo)}
+    if settings.skip_threshold is not None:
+        tags["skip_threshold"] = str(settings.skip_threshold)
+    return tags
 
 
 #: A predicted scene core: its window, ``(h, w)`` uint8 classes (255 where
@@ -558,19 +643,22 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
 
 
 def _predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequence[str],
-                      plans: Sequence[Sequence[Path | None]], workers: int | None,
-                      scheduler: str | None, resume: bool,
+                      plans: Sequence[Sequence[Path | None]], cluster: dict, resume: bool,
                       options: dict) -> list[PredictedRaster] | None:
-    """Predict through per-scene parts when Dask or resuming is asked for, else None."""
-    if workers is None and scheduler is None and not resume:
+    """Predict through per-scene parts when Dask or resuming is asked for, else None.
+
+    ``cluster`` holds :class:`~glnet_geo.distributed.Cluster`'s fields.
+    """
+    on_dask = cluster["workers"] is not None or cluster["scheduler"] is not None
+    if not on_dask and not resume:
+        if cluster["threads_per_worker"] is not None:
+            raise InputError(f"--threads-per-worker {cluster['threads_per_worker']} applies to "
+                             "Dask workers; add --workers N or --scheduler ADDRESS")
         return None
     from glnet_geo.distributed import Cluster, predict_in_parts
 
-    cluster = None
-    if workers is not None or scheduler is not None:
-        cluster = Cluster(workers=workers, scheduler=scheduler)
-    return predict_in_parts(checkpoint, sources, plans, resume=resume, cluster=cluster,
-                            **options)
+    return predict_in_parts(checkpoint, sources, plans, resume=resume,
+                            cluster=Cluster(**cluster) if on_dask else None, **options)
 
 
 def output_paths(inputs: Sequence[str | os.PathLike], directory: str | os.PathLike,
@@ -611,8 +699,8 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
                     polygons: str | os.PathLike | None = None,
                     polygon_suffix: str = ".gpkg", overwrite: bool = False,
                     device: str = "auto", workers: int | None = None,
-                    scheduler: str | None = None, resume: bool = False,
-                    **options) -> list[PredictedRaster]:
+                    threads_per_worker: int | None = None, scheduler: str | None = None,
+                    resume: bool = False, **options) -> list[PredictedRaster]:
     """Predict several rasters; ``output`` (and each optional path) is a directory.
 
     Each input ``<stem>.<ext>`` gives ``output/<stem>.tif`` (and
@@ -631,6 +719,7 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         overwrite: Replace existing outputs.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         workers: Predict on a local Dask cluster of this many processes.
+        threads_per_worker: Torch threads of each Dask task.
         scheduler: Predict on the Dask cluster at this address.
         resume: Skip inputs already done and scenes an interrupted run
             finished.
@@ -650,7 +739,8 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         if directory is not None:
             _output_directory(directory)
     sources = [os.fspath(source) for source in inputs]
-    in_parts = _predict_in_parts(checkpoint, sources, plans, workers, scheduler, resume,
+    cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
+    in_parts = _predict_in_parts(checkpoint, sources, plans, cluster, resume,
                                  {"device": device, "overwrite": overwrite, **options})
     if in_parts is not None:
         return in_parts

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from affine import Affine
 from rasterio.io import MemoryFile
+from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
 from glnet_geo.checkpoint import load_checkpoint
@@ -16,6 +17,7 @@ from glnet_geo.inference import (
     PredictMode,
     SceneSettings,
     blend_weights,
+    patches_to_refine,
     predict_raster,
     predict_rasters,
 )
@@ -264,3 +266,87 @@ def test_stage_one_checkpoint_predicts_with_the_global_branch(make_checkpoint, m
     predict_raster(checkpoint, raster, tmp_path / "glnet.tif", progress=False)
     predict_raster(checkpoint, raster, tmp_path / "global.tif", mode="global", progress=False)
     assert np.array_equal(read(tmp_path / "glnet.tif"), read(tmp_path / "global.tif"))
+
+
+def biased_global_branch(path, favourite: int):
+    """The checkpoint with G sure of class ``favourite`` everywhere (L unchanged)."""
+    checkpoint = load_checkpoint(path)
+    with torch.no_grad():
+        checkpoint.model.global_branch.fpn.classify.bias[favourite] += 100.0
+    return checkpoint
+
+
+def predict_classes(checkpoint, raster, path, **options):
+    predict_raster(checkpoint, raster, path, probabilities=path.with_suffix(".p.tif"),
+                   progress=False, **options)
+    with rasterio.open(path.with_suffix(".p.tif")) as src:
+        return read(path), src.read()
+
+
+def test_skip_threshold_one_never_skips(make_checkpoint, make_raster, tmp_path):
+    checkpoint, raster = loaded(make_checkpoint()), make_raster(height=150, width=130)
+    plain = predict_classes(checkpoint, raster, tmp_path / "plain.tif")
+    never = predict_classes(checkpoint, raster, tmp_path / "never.tif", skip_threshold=1.0)
+    assert np.array_equal(plain[0], never[0]) and np.array_equal(plain[1], never[1])
+    with rasterio.open(tmp_path / "never.tif") as src:
+        assert src.tags()["skip_threshold"] == "1.0"
+
+
+def test_where_g_is_sure_of_background_g_stands(make_checkpoint, make_raster, tmp_path):
+    checkpoint = biased_global_branch(make_checkpoint(), favourite=0)
+    raster = make_raster(height=150, width=130)
+    global_only = predict_classes(checkpoint, raster, tmp_path / "g.tif", mode="global")
+    for name, options in (("skip", {"skip_threshold": 0.9}),
+                          ("c2f", {"mode": "coarse-to-fine"})):
+        guided = predict_classes(checkpoint, raster, tmp_path / f"{name}.tif", **options)
+        assert (guided[0] == 0).all()
+        assert np.array_equal(guided[0], global_only[0])
+        assert np.array_equal(guided[1], global_only[1])
+
+
+def test_coarse_to_fine_refines_all_of_a_scene_full_of_foreground(make_checkpoint, make_raster,
+                                                                  tmp_path):
+    checkpoint = biased_global_branch(make_checkpoint(), favourite=1)
+    raster = make_raster(height=150, width=130)
+    plain = predict_classes(checkpoint, raster, tmp_path / "plain.tif")
+    c2f = predict_classes(checkpoint, raster, tmp_path / "c2f.tif", mode="coarse-to-fine")
+    assert np.array_equal(plain[0], c2f[0]) and np.array_equal(plain[1], c2f[1])
+    # Sure of class 1 everywhere: patch skipping keeps G's prediction instead.
+    skipped = predict_classes(checkpoint, raster, tmp_path / "skip.tif", skip_threshold=0.9)
+    assert (skipped[0] == 1).all()
+
+
+def test_patches_to_refine_combines_coarse_to_fine_and_skipping():
+    settings = SceneSettings(PredictMode.COARSE_TO_FINE, GLNetMode.GLOBAL_TO_LOCAL, 64, 32, 0,
+                             4, skip_threshold=0.9)
+    coarse = torch.zeros((2, 128, 128))
+    coarse[0] = 0.95                                   # background, sure
+    coarse[0, 40:48, 40:48] = 0.3                      # a building G is fairly sure of
+    coarse[0, 100:128, 0:20] = 0.6                     # background G is unsure of
+    coarse[1] = 1 - coarse[0]
+    windows = patch_windows(128, 128, 32, 0)
+    chosen = patches_to_refine(coarse, windows, settings)
+    assert [windows[i] for i in chosen] == [Window(32, 32, 32, 32)]
+    everywhere = SceneSettings(PredictMode.GLNET, GLNetMode.GLOBAL_TO_LOCAL, 64, 32, 0, 4, 0.9)
+    assert [windows[i] for i in patches_to_refine(coarse, windows, everywhere)] == [
+        Window(32, 32, 32, 32), Window(0, 96, 32, 32)]
+
+
+def test_a_checkpoint_trained_coarse_to_fine_predicts_so(make_checkpoint):
+    config = loaded(make_checkpoint(coarse_to_fine=True)).config
+    assert SceneSettings.from_config(config).mode is PredictMode.COARSE_TO_FINE
+    assert SceneSettings.from_config(config, "global").mode is PredictMode.GLOBAL
+
+
+@pytest.mark.parametrize(("stage", "options", "message"), [
+    (Stage.GLOBAL, {"skip_threshold": 0.9}, "--skip-threshold needs G's prediction"),
+    (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 0.9, "mode": "local"}, "not --mode local"),
+    (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 0.9, "mode": "global"}, "not --mode global"),
+    (Stage.LOCAL_TO_GLOBAL, {"mode": "coarse-to-fine"}, "at stage 'local-to-global'"),
+    (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 0.0}, "--skip-threshold 0.0"),
+    (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 1.5}, "--skip-threshold 1.5"),
+])
+def test_guided_prediction_refuses_what_it_cannot_do(make_checkpoint, stage, options, message):
+    config = loaded(make_checkpoint(stage)).config
+    with pytest.raises(InputError, match=message):
+        SceneSettings.from_config(config, options.pop("mode", "glnet"), **options)

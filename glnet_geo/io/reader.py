@@ -18,6 +18,7 @@ neutral values there; the caller writes nodata over them.
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,33 @@ def rasters_in(folder: str | os.PathLike) -> list[str]:
         raise InputError(f"folder {os.fspath(folder)} matches no raster ({patterns}); give "
                          "raster files or a folder that holds some")
     return found
+
+
+def expand_inputs(items: Sequence[str]) -> list[str]:
+    """Expand the inputs of ``predict``: folders to their rasters, quoted globs to their matches.
+
+    A glob (``'tiles/*.tif'``, ``'**/*.tif'`` recursive) is expanded here
+    when the shell did not (it was quoted, or on Windows); GDAL paths
+    (``/vsicurl/...``) and existing files are kept as they are.
+
+    Raises:
+        InputError: A folder holds no raster, or a glob matches nothing.
+
+    """
+    sources = []
+    for item in items:
+        if Path(item).is_dir():
+            sources.extend(rasters_in(item))
+        elif any(c in item for c in "*?[") and not item.startswith("/vsi") and \
+                not Path(item).exists():
+            found = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                raise InputError(f"no file matches {item!r}; check the pattern or give the "
+                                 "raster paths")
+            sources.extend(found)
+        else:
+            sources.append(item)
+    return sources
 
 
 def data_bands(dataset: rasterio.DatasetReader) -> list[int]:

@@ -319,7 +319,8 @@ class GLNet(nn.Module):
     def iter_scene(self, global_image: Tensor | None, boxes: Tensor,
                    patch_batches: Iterable[Tensor],
                    mode: GLNetMode | str = GLNetMode.GLOBAL_TO_LOCAL,
-                   scene_shape: Sequence[int] | None = None) -> Iterator[ScenePart]:
+                   scene_shape: Sequence[int] | None = None,
+                   global_output: BranchOutput | None = None) -> Iterator[ScenePart]:
         """Segment one scene whose patches arrive in sub-batches.
 
         G runs once, before the first batch is read. In ``LOCAL``,
@@ -338,6 +339,10 @@ class GLNet(nn.Module):
                 ``sum(n_i) == N``.
             mode: Any mode but ``GLOBAL``.
             scene_shape: As in :meth:`forward`.
+            global_output: G's output on ``global_image``
+                (``model.global_branch(global_image)``) if the caller has it
+                already, so that G does not run twice (``AGGREGATE`` and
+                ``GLOBAL_TO_LOCAL``).
 
         Yields:
             One :class:`ScenePart` per batch, in order.
@@ -351,14 +356,16 @@ class GLNet(nn.Module):
         if mode is GLNetMode.GLOBAL:
             raise InputError("iter_scene yields per-patch logits and GLOBAL mode has none; "
                              "call model(global_image, None, None, mode='global') instead")
-        return _SceneRun(self, mode, global_image, boxes, scene_shape).parts(patch_batches)
+        return _SceneRun(self, mode, global_image, boxes, scene_shape,
+                         global_output=global_output).parts(patch_batches)
 
 
 class _SceneRun:
     """One scene through GLNet: the global pass, then the patches batch by batch."""
 
     def __init__(self, model: GLNet, mode: GLNetMode, global_image: Tensor | None,
-                 boxes: Any, scene_shape: Sequence[int] | None, with_fmreg: bool = False):
+                 boxes: Any, scene_shape: Sequence[int] | None, with_fmreg: bool = False,
+                 global_output: BranchOutput | None = None):
         self.model = model
         self.mode = mode
         self.boxes = _parse_boxes(boxes)
@@ -375,7 +382,8 @@ class _SceneRun:
                 raise InputError("bidirectional mode needs the frozen stage-1 copy of G; build "
                                  "GLNet(fixed_global=True) or call model.freeze_global_copy()")
         elif mode is not GLNetMode.LOCAL:
-            self.global_out = model.global_branch(global_image)
+            self.global_out = (global_output if global_output is not None
+                               else model.global_branch(global_image))
             self.global_logits = self.global_out.logits
             self.shared_global = self.global_out.maps.map(Tensor.detach)
 

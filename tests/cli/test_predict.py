@@ -146,7 +146,8 @@ def test_interrupt_leaves_no_half_written_file(make_checkpoint, make_raster, tmp
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("option", [["--mode", "patch"], ["--batch-size", "0"]])
+@pytest.mark.parametrize("option", [["--mode", "patch"], ["--batch-size", "0"],
+                                    ["--skip-threshold", "0"], ["--skip-threshold", "1.5"]])
 def test_bad_options_are_usage_errors(make_checkpoint, make_raster, tmp_path, option):
     result = run(make_checkpoint(), make_raster(), "-o", tmp_path / "o.tif", *option)
     assert result.exit_code == 2
@@ -162,3 +163,37 @@ def test_help_has_an_example():
     result = CliRunner().invoke(main, ["predict", "--help"])
     assert result.exit_code == 0
     assert "glnet-geo predict model.pt" in result.output
+
+
+def test_a_quoted_glob_is_expanded(make_checkpoint, make_raster, tmp_path):
+    for name in ("a.tif", "b.tif", "c.png"):
+        make_raster(name, 40, 50)
+    out = tmp_path / "out"
+    result = run(make_checkpoint(), tmp_path / "*.tif", "-o", out, "--mode", "global",
+                 "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]
+
+
+def test_a_glob_that_matches_nothing(make_checkpoint, tmp_path):
+    result = run(make_checkpoint(), tmp_path / "*.tif", "-o", tmp_path / "out")
+    assert_one_line_error(result, str(tmp_path / "*.tif"), "pattern")
+
+
+def test_threads_per_worker_reaches_the_cluster(make_checkpoint, make_raster, tmp_path,
+                                                monkeypatch):
+    import glnet_geo.distributed
+
+    seen = []
+    monkeypatch.setattr(glnet_geo.distributed, "predict_in_parts",
+                        lambda *args, cluster, **kw: seen.append(cluster) or [])
+    result = run(make_checkpoint(), make_raster("a.tif"), make_raster("b.tif"), "-o",
+                 tmp_path / "out", "--workers", "2", "--threads-per-worker", "3")
+    assert result.exit_code == 0, result.output
+    assert seen[0].workers == 2 and seen[0].torch_threads == 3
+
+
+def test_threads_per_worker_needs_dask(make_checkpoint, make_raster, tmp_path):
+    result = run(make_checkpoint(), make_raster(), "-o", tmp_path / "o.tif",
+                 "--threads-per-worker", "2")
+    assert_one_line_error(result, "--threads-per-worker 2", "--workers")

@@ -69,6 +69,10 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwri
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
               metavar="STEPS", help="Log the training loss every STEPS steps.")
 @click.option("--no-augment", is_flag=True, help="No random flips / 90-degree rotations.")
+@click.option("--coarse-to-fine", is_flag=True,
+              help="Train the local branch on the patches around the labels' foreground "
+                   "only (class-balanced crops; class 0 is the background); the checkpoint "
+                   "then predicts coarse-to-fine.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @overwrite_opt
 def command(dataset: str, output: str, root: str | None, images: tuple[str, ...],
@@ -82,7 +86,7 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
             gamma: float, fmreg_weight: float, accelerator: str, devices: str, num_nodes: int,
             strategy: str, precision: str | None, workers: int, seed: int,
             run_dir: str | None, checkpoint_every: int, log_every: int, no_augment: bool,
-            quiet: bool, overwrite: bool) -> None:
+            coarse_to_fine: bool, quiet: bool, overwrite: bool) -> None:
     """Train GLNet on DATASET and write the checkpoint OUTPUT.
 
     Runs the stages of the paper's Algorithm 1 with Lightning: the global
@@ -121,7 +125,7 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         augment=not no_augment,
         losses=LossSettings(gamma=gamma, fmreg_weight=fmreg_weight, lr_global=lr_global,
                             lr_local=lr_local, sub_batch_size=sub_batch_size),
-        progress=not quiet)
+        progress=not quiet, coarse_to_fine=coarse_to_fine)
     path = train(data, settings, output, overwrite=overwrite)
     from lightning.pytorch.utilities import rank_zero_only
 

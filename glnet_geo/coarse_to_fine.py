@@ -35,8 +35,8 @@ from rasterio.windows import Window, intersect, union
 #: Foreground to background ratio the relaxed boxes aim at (the paper's 1:1).
 TARGET_RATIO = 1.0
 
-#: Class id of the background: coarse-to-fine expects binary targets, or
-#: classes where every id but this one is foreground.
+#: Class id of the background: coarse-to-fine expects binary targets (or
+#: classes where every id but this one is foreground).
 BACKGROUND = 0
 
 
@@ -163,22 +163,18 @@ def patches_touching(windows: Sequence[Window], regions: Sequence[Window]) -> li
             if any(intersect(window, region) for region in regions)]
 
 
-def refined_patches(classes: np.ndarray, windows: Sequence[Window],
-                    background: int = BACKGROUND) -> list[int]:
-    """Return the patches the local branch refines for a scene's coarse classes.
+def refined_patches(foreground: np.ndarray, windows: Sequence[Window]) -> list[int]:
+    """Return the patches the local branch refines for a scene's foreground.
 
     Args:
-        classes: ``(H, W)`` class ids of the scene (G's prediction, or the
-            labels; ids of 255 count as background).
+        foreground: ``(H, W)`` boolean foreground of the scene (from G's
+            prediction, or from the labels when training).
         windows: The scene's patch windows.
-        background: Id of the background class.
 
     Returns:
         Indexes into ``windows`` of the patches that touch a foreground region.
 
     """
-    classes = np.asarray(classes)
-    foreground = (classes != background) & (classes != 255)
     return patches_touching(windows, foreground_regions(foreground))
 
 

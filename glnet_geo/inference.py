@@ -40,7 +40,7 @@ from rasterio.windows import Window
 
 import glnet_geo
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
-from glnet_geo.coarse_to_fine import confident_patches, refined_patches
+from glnet_geo.coarse_to_fine import BACKGROUND, confident_patches, refined_patches
 from glnet_geo.errors import InputError, OutputError
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput
@@ -325,7 +325,7 @@ def patches_to_refine(coarse: torch.Tensor, windows: Sequence[Window],
     """
     refined = range(len(windows))
     if settings.mode is PredictMode.COARSE_TO_FINE:
-        refined = refined_patches(coarse.argmax(0).cpu().numpy(), windows)
+        refined = refined_patches((coarse.argmax(0) != BACKGROUND).cpu().numpy(), windows)
     if settings.skip_threshold is not None:
         confident = set(confident_patches(coarse, windows, settings.skip_threshold))
         refined = [i for i in refined if i not in confident]

@@ -114,14 +114,13 @@ def test_no_foreground_no_regions():
 
 
 def test_refined_patches_are_those_touching_the_regions():
-    classes = np.zeros((128, 128), np.uint8)
-    classes[8:16, 8:16] = 1
-    classes[100:104, 100:104] = 255   # no label: background
+    foreground = np.zeros((128, 128), bool)
+    foreground[8:16, 8:16] = True
     windows = patch_windows(128, 128, 32, 0)
-    refined = refined_patches(classes, windows)
+    refined = refined_patches(foreground, windows)
     assert [windows[i] for i in refined] == [Window(0, 0, 32, 32)]
-    region = foreground_regions(classes == 1)
-    assert patches_touching(windows, region) == refined
+    assert patches_touching(windows, foreground_regions(foreground)) == refined
+    assert refined_patches(np.zeros((128, 128), bool), windows) == []
 
 
 def test_confident_patches():

@@ -81,10 +81,23 @@ class SceneSample:
         crops = torch.stack([self.label[_rows(w), _cols(w)] for w in self.windows[index]])
         return resize_labels(crops, self.patch_size // LOGIT_STRIDE)
 
+    def with_patches(self, index: Sequence[int]) -> SceneSample:
+        """Return the same scene with only patches ``index`` (their windows and boxes)."""
+        return replace(self, windows=[self.windows[i] for i in index],
+                       boxes=self.boxes[list(index)])
+
     def sub_batches(self, size: int) -> list[slice]:
-        """Consecutive slices of at most ``size`` patches covering all of them."""
-        return [slice(i, min(i + size, self.num_patches)) for i in range(0, self.num_patches,
-                                                                           size)]
+        """Consecutive slices of at most ``size`` patches covering all of them.
+
+        A last slice of a single patch joins the one before it (``size + 1``
+        patches): batch norm cannot train on one patch whose deepest map is
+        1 x 1 (patches under 64 px).
+        """
+        starts = list(range(0, self.num_patches, size))
+        if len(starts) > 1 and self.num_patches - starts[-1] == 1:
+            starts.pop()
+        return [slice(start, stop) for start, stop in zip(starts, [*starts[1:], self.num_patches],
+                                                          strict=True)]
 
     def to(self, device: torch.device | str) -> SceneSample:
         """Move the sample's tensors to ``device`` (Lightning calls this)."""

@@ -8,7 +8,9 @@ accumulated in between, as the official code does:
   logits against the labels at a quarter of the global size.
 - stage 2 (``GLOBAL_TO_LOCAL``): G frozen; per scene and per sub-batch of
   patches, ``focal(L's logits) + focal(aggregated logits) + lambda * fmreg``,
-  backpropagated at once (only the sub-batch's activations are held).
+  backpropagated at once (only the sub-batch's activations are held). With
+  ``coarse_to_fine`` only the patches around the labels' foreground regions
+  (:mod:`glnet_geo.coarse_to_fine`) are used, so L sees class-balanced crops.
 - stage 3 (``LOCAL_TO_GLOBAL``): L frozen, the frozen stage-1 copy of G
   feeding L; per scene, ``focal(G's logits) + focal(aggregated logits)``.
 
@@ -27,6 +29,7 @@ import lightning as L
 import torch
 
 from glnet_geo.checkpoint import ModelConfig
+from glnet_geo.coarse_to_fine import BACKGROUND, refined_patches
 from glnet_geo.datasets.sample import SceneSample
 from glnet_geo.metrics import NO_LABEL, ConfusionMatrix, scores
 from glnet_geo.models import GLNet, GLNetMode
@@ -80,17 +83,21 @@ class GLNetModule(L.LightningModule):
             ``AGGREGATE`` in stage 2 give the ablations of the paper's Table 2
             (local branch alone; aggregation without sharing).
         model: Start from this network (default: a new one from ``config``).
+        coarse_to_fine: In stage 2, train L only on the patches that touch
+            a foreground region of the labels (class 0 is the background).
 
     """
 
     def __init__(self, config: ModelConfig, stage: Stage | str, losses: LossSettings | None = None,
-                 mode: GLNetMode | str | None = None, model: GLNet | None = None) -> None:
+                 mode: GLNetMode | str | None = None, model: GLNet | None = None,
+                 coarse_to_fine: bool = False) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.stage = Stage(stage)
         self.config = config
         self.losses = losses or LossSettings()
         self.mode = GLNetMode(mode) if mode is not None else training_mode(self.stage)
+        self.coarse_to_fine = coarse_to_fine
         if model is None:
             model = ModelConfig.from_dict(config.to_dict() | {"stage": self.stage.value}
                                           ).build_model()
@@ -98,7 +105,8 @@ class GLNetModule(L.LightningModule):
         prepare_stage(self.model, self.stage)
         self.val_confusion = ConfusionMatrix(config.num_classes, config.ignore_index)
         self.save_hyperparameters({"config": config.to_dict(), "stage": self.stage.value,
-                                   "losses": asdict(self.losses), "mode": self.mode.value})
+                                   "losses": asdict(self.losses), "mode": self.mode.value,
+                                   "coarse_to_fine": coarse_to_fine})
 
     def _targets(self, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.long()
@@ -142,7 +150,26 @@ class GLNetModule(L.LightningModule):
         self.manual_backward(loss)
         return loss.detach()
 
+    def refined(self, sample: SceneSample) -> SceneSample:
+        """Return the scene with only the patches around its labels' foreground regions.
+
+        A single refined patch takes its grid neighbour along (the next, or
+        the one before the last), so that batch norm never trains on one
+        patch alone.
+        """
+        label = sample.label.cpu().numpy()
+        foreground = (label != BACKGROUND) & (label != NO_LABEL)
+        if self.config.ignore_index is not None:
+            foreground &= label != self.config.ignore_index
+        index = refined_patches(foreground, sample.windows)
+        if len(index) == 1 and sample.num_patches > 1:
+            (only,) = index
+            index = sorted([only, only + 1 if only + 1 < sample.num_patches else only - 1])
+        return sample.with_patches(index)
+
     def _local_step(self, batch: list[SceneSample]) -> torch.Tensor:
+        if self.coarse_to_fine:
+            batch = [self.refined(sample) for sample in batch]
         parts = [(s, i) for s in batch for i in s.sub_batches(self.losses.sub_batch_size)]
         total = torch.zeros((), device=self.device)
         for sample, index in parts:

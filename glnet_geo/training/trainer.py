@@ -93,6 +93,9 @@ class TrainSettings:
         augment: Random flips and 90-degree rotations of training scenes.
         losses: Losses and learning rates.
         progress: Show Lightning's progress bar.
+        coarse_to_fine: Train the local branch (stage 2) on the patches
+            around the labels' foreground only (class 0 is the background);
+            the checkpoint then predicts coarse-to-fine.
 
     """
 
@@ -120,6 +123,7 @@ class TrainSettings:
     augment: bool = True
     losses: LossSettings = field(default_factory=LossSettings)
     progress: bool = True
+    coarse_to_fine: bool = False
 
     def __post_init__(self) -> None:
         self.plan = StagePlan(self.plan)
@@ -129,6 +133,10 @@ class TrainSettings:
             raise InputError(f"patch size {self.patch_size}, global size {self.global_size}, "
                              f"min overlap {self.min_overlap}: expected sizes of at least 32 px "
                              "and an overlap below the patch size")
+        if self.coarse_to_fine and Stage.LOCAL_TO_GLOBAL in self.plan.stages:
+            raise InputError(f"--coarse-to-fine trains the local branch of G->L, but --stage "
+                             f"{self.plan.value} ends with G<->L, which coarse-to-fine does not "
+                             "support yet; use --stage global then --stage global-to-local")
 
 
 def default_run_dir(output: str | os.PathLike) -> Path:
@@ -308,14 +316,16 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
     datamodule = GLNetDataModule(data, settings.batch_size, settings.num_workers)
     for stage in stages:
-        module = GLNetModule(config, stage, settings.losses, model=model)
+        module = GLNetModule(config, stage, settings.losses, model=model,
+                             coarse_to_fine=settings.coarse_to_fine)
         trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None)
         ckpt_path = settings.resume if stage is resume_stage else None
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path,
                     weights_only=True if ckpt_path else None)
         model = module.model
         if trainer.is_global_zero:
-            reached = dataclasses.replace(config, stage=stage)
+            reached = dataclasses.replace(config, stage=stage, coarse_to_fine=(
+                settings.coarse_to_fine and stage is Stage.GLOBAL_TO_LOCAL))
             final = stage is stages[-1]
             save_checkpoint(output if final else run_dir / f"{stage.value}.pt", model, reached,
                             overwrite=overwrite or not final)

@@ -33,6 +33,18 @@ def test_views_shapes_and_patches_match_the_grid():
     assert sum(s.stop - s.start for s in sample.sub_batches(5)) == sample.num_patches
 
 
+def test_sub_batches_never_end_with_a_single_patch():
+    image, label = _scene(96)
+    sample = SceneViews(32, 32, 0, NORM)(image, label)   # 9 patches
+    assert sample.sub_batches(4) == [slice(0, 4), slice(4, 9)]
+    assert sample.sub_batches(3) == [slice(0, 3), slice(3, 6), slice(6, 9)]
+    five = sample.with_patches([0, 2, 4, 6, 8])
+    assert five.sub_batches(4) == [slice(0, 5)]
+    assert five.windows == [sample.windows[i] for i in (0, 2, 4, 6, 8)]
+    assert torch.equal(five.boxes, sample.boxes[[0, 2, 4, 6, 8]])
+    assert sample.with_patches([4]).sub_batches(4) == [slice(0, 1)]
+
+
 def test_small_scene_is_padded_with_no_label():
     image, label = _scene(24)
     sample = SceneViews(32, 32, 8, NORM)(image, label)

@@ -93,3 +93,23 @@ def test_validation_scores_whole_scenes(scenes):
                                                      collate_fn=collate_scenes))
     assert 0.0 <= metrics["val_miou"] <= 1.0 and 0.0 <= metrics["val_pixel_accuracy"] <= 1.0
     assert module.val_confusion.compute().sum() == 0  # reset for the next epoch
+
+
+def test_coarse_to_fine_trains_on_the_patches_around_the_foreground():
+    label = torch.zeros((64, 64), dtype=torch.uint8)
+    label[4:10, 40:46] = 5                       # one roof in the top-right patch
+    label[60:, :4] = 255                         # unlabelled: not foreground
+    image = torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
+    sample = SceneViews(64, 32, 0, CONFIG.normalization)(image.numpy(), label.numpy())
+    module = GLNetModule(CONFIG, Stage.GLOBAL_TO_LOCAL, LossSettings(sub_batch_size=4),
+                         coarse_to_fine=True)
+    refined = module.refined(sample)
+    # The roof's patch and, as batch norm needs two, its neighbour on the grid.
+    assert [(int(w.row_off), int(w.col_off)) for w in refined.windows] == [(0, 32), (32, 0)]
+    assert torch.equal(refined.boxes, sample.boxes[1:3])
+    seen = []
+    forward = module.model.forward
+    module.model.forward = lambda g, patches, *a, **k: seen.append(len(patches)) or forward(
+        g, patches, *a, **k)
+    _fit(module, [sample])
+    assert seen == [2]

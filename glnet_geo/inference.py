@@ -57,8 +57,9 @@ from glnet_geo.models.stages import Stage
 
 log = logging.getLogger(__name__)
 
-#: Network modes where G runs before the patches, so its prediction can guide them.
-GUIDED_MODES = (GLNetMode.GLOBAL_TO_LOCAL, GLNetMode.AGGREGATE)
+#: Network modes where a G runs before the patches, so its prediction can guide them
+#: (in G<->L the frozen stage-1 copy of G).
+GUIDED_MODES = (GLNetMode.GLOBAL_TO_LOCAL, GLNetMode.AGGREGATE, GLNetMode.BIDIRECTIONAL)
 
 #: GDAL block cache while predicting, in MB: enough for a scene's reads and
 #: the output tiles it touches, and a bound on memory whatever the raster size.
@@ -145,8 +146,8 @@ class SceneSettings:
         if settings.guided and (mode is PredictMode.LOCAL or network_mode not in GUIDED_MODES):
             what = ("--mode coarse-to-fine" if mode is PredictMode.COARSE_TO_FINE
                     else "--skip-threshold")
-            raise InputError(f"{what} needs G's prediction before the patches: a "
-                             f"'{Stage.GLOBAL_TO_LOCAL.value}' checkpoint in --mode glnet or "
+            raise InputError(f"{what} needs G's prediction before the patches: a checkpoint "
+                             f"trained past stage '{Stage.GLOBAL.value}' in --mode glnet or "
                              f"coarse-to-fine, not --mode {mode.value} at stage "
                              f"'{config.stage.value}'")
         return settings
@@ -279,7 +280,9 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
         weights = torch.zeros((height, width), device=device)
         refined, global_output = list(range(len(windows))), None
         if settings.guided:
-            global_output = model.global_branch(image)
+            first = (model.fixed_global_branch if settings.network_mode is
+                     GLNetMode.BIDIRECTIONAL else model.global_branch)
+            global_output = first(image)
             coarse = F.interpolate(global_output.logits, size=(height, width), mode="bilinear",
                                    align_corners=False).softmax(1)[0]
             refined = patches_to_refine(coarse, windows, settings)

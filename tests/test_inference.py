@@ -283,8 +283,9 @@ def predict_classes(checkpoint, raster, path, **options):
         return read(path), src.read()
 
 
-def test_skip_threshold_one_never_skips(make_checkpoint, make_raster, tmp_path):
-    checkpoint, raster = loaded(make_checkpoint()), make_raster(height=150, width=130)
+@pytest.mark.parametrize("stage", [Stage.GLOBAL_TO_LOCAL, Stage.LOCAL_TO_GLOBAL])
+def test_skip_threshold_one_never_skips(make_checkpoint, make_raster, tmp_path, stage):
+    checkpoint, raster = loaded(make_checkpoint(stage)), make_raster(height=150, width=130)
     plain = predict_classes(checkpoint, raster, tmp_path / "plain.tif")
     never = predict_classes(checkpoint, raster, tmp_path / "never.tif", skip_threshold=1.0)
     assert np.array_equal(plain[0], never[0]) and np.array_equal(plain[1], never[1])
@@ -302,6 +303,17 @@ def test_where_g_is_sure_of_background_g_stands(make_checkpoint, make_raster, tm
         assert (guided[0] == 0).all()
         assert np.array_equal(guided[0], global_only[0])
         assert np.array_equal(guided[1], global_only[1])
+
+
+def test_in_g_l_g_the_frozen_stage_one_g_guides(make_checkpoint, make_raster, tmp_path):
+    checkpoint = load_checkpoint(make_checkpoint(Stage.LOCAL_TO_GLOBAL))
+    with torch.no_grad():
+        checkpoint.model.fixed_global_branch.fpn.classify.bias[0] += 100.0
+    raster = make_raster(height=150, width=130)
+    c2f = predict_classes(checkpoint, raster, tmp_path / "c2f.tif", mode="coarse-to-fine")
+    assert (c2f[0] == 0).all() and (c2f[1][0] == 255).all()
+    plain = predict_classes(checkpoint, raster, tmp_path / "plain.tif")
+    assert not (plain[0] == 0).all()
 
 
 def test_coarse_to_fine_refines_all_of_a_scene_full_of_foreground(make_checkpoint, make_raster,
@@ -342,7 +354,6 @@ def test_a_checkpoint_trained_coarse_to_fine_predicts_so(make_checkpoint):
     (Stage.GLOBAL, {"skip_threshold": 0.9}, "--skip-threshold needs G's prediction"),
     (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 0.9, "mode": "local"}, "not --mode local"),
     (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 0.9, "mode": "global"}, "not --mode global"),
-    (Stage.LOCAL_TO_GLOBAL, {"mode": "coarse-to-fine"}, "at stage 'local-to-global'"),
     (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 0.0}, "--skip-threshold 0.0"),
     (Stage.GLOBAL_TO_LOCAL, {"skip_threshold": 1.5}, "--skip-threshold 1.5"),
 ])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -93,11 +94,10 @@ class SceneSample:
         patches): batch norm cannot train on one patch whose deepest map is
         1 x 1 (patches under 64 px).
         """
-        starts = list(range(0, self.num_patches, size))
-        if len(starts) > 1 and self.num_patches - starts[-1] == 1:
-            starts.pop()
-        return [slice(start, stop) for start, stop in zip(starts, [*starts[1:], self.num_patches],
-                                                          strict=True)]
+        bounds = [*range(0, self.num_patches, size), self.num_patches]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]
+        return [slice(start, stop) for start, stop in pairwise(bounds)]
 
     def to(self, device: torch.device | str) -> SceneSample:
         """Move the sample's tensors to ``device`` (Lightning calls this)."""

@@ -339,10 +339,11 @@ class GLNet(nn.Module):
                 ``sum(n_i) == N``.
             mode: Any mode but ``GLOBAL``.
             scene_shape: As in :meth:`forward`.
-            global_output: G's output on ``global_image``
-                (``model.global_branch(global_image)``) if the caller has it
-                already, so that G does not run twice (``AGGREGATE`` and
-                ``GLOBAL_TO_LOCAL``).
+            global_output: The output of the G that runs before the patches,
+                if the caller has it already, so that it does not run twice:
+                ``model.global_branch(global_image)`` in ``AGGREGATE`` and
+                ``GLOBAL_TO_LOCAL``, ``model.fixed_global_branch(global_image)``
+                in ``BIDIRECTIONAL``.
 
         Yields:
             One :class:`ScenePart` per batch, in order.
@@ -372,6 +373,7 @@ class _SceneRun:
         self.scene_shape = _parse_scene_shape(scene_shape)
         self.with_fmreg = with_fmreg
         self.global_image = global_image
+        self.global_output = global_output
         self.global_logits: Tensor | None = None
         self.global_out: BranchOutput | None = None
         self.shared_global: FeatureMaps | None = None
@@ -428,8 +430,11 @@ class _SceneRun:
 
     def _bidirectional_parts(self, patch_batches: Iterable[Tensor]) -> Iterator[ScenePart]:
         model = self.model
-        with torch.no_grad():
-            fixed_maps = model.fixed_global_branch(self.global_image).maps
+        if self.global_output is not None:
+            fixed_maps = self.global_output.maps
+        else:
+            with torch.no_grad():
+                fixed_maps = model.fixed_global_branch(self.global_image).maps
         merger = LocalMapMerger(fixed_maps)
         pending = []
         for index, batch in self._batches(patch_batches):

@@ -8,11 +8,14 @@ accumulated in between, as the official code does:
   logits against the labels at a quarter of the global size.
 - stage 2 (``GLOBAL_TO_LOCAL``): G frozen; per scene and per sub-batch of
   patches, ``focal(L's logits) + focal(aggregated logits) + lambda * fmreg``,
-  backpropagated at once (only the sub-batch's activations are held). With
-  ``coarse_to_fine`` only the patches around the labels' foreground regions
-  (:mod:`glnet_geo.coarse_to_fine`) are used, so L sees class-balanced crops.
+  backpropagated at once (only the sub-batch's activations are held).
 - stage 3 (``LOCAL_TO_GLOBAL``): L frozen, the frozen stage-1 copy of G
   feeding L; per scene, ``focal(G's logits) + focal(aggregated logits)``.
+
+With ``coarse_to_fine``, stages 2 and 3 use only the patches around the
+labels' foreground regions (:mod:`glnet_geo.coarse_to_fine`), so L sees
+class-balanced crops and G<->L merges the maps of the patches that coarse-to-fine
+prediction refines; scenes without foreground are left out.
 
 The loss of every scene (or sub-batch) is divided by their number, so a step
 follows the mean loss over the batch. Validation predicts each scene whole in
@@ -83,8 +86,9 @@ class GLNetModule(L.LightningModule):
             ``AGGREGATE`` in stage 2 give the ablations of the paper's Table 2
             (local branch alone; aggregation without sharing).
         model: Start from this network (default: a new one from ``config``).
-        coarse_to_fine: In stage 2, train L only on the patches that touch
-            a foreground region of the labels (class 0 is the background).
+        coarse_to_fine: In stages 2 and 3, train only on the patches that
+            touch a foreground region of the labels (class 0 is the
+            background).
 
     """
 
@@ -185,6 +189,8 @@ class GLNetModule(L.LightningModule):
         return total
 
     def _bidirectional_step(self, batch: list[SceneSample]) -> torch.Tensor:
+        if self.coarse_to_fine:
+            batch = [s for s in map(self.refined, batch) if s.num_patches]
         total = torch.zeros((), device=self.device)
         for sample in batch:
             out = self.model(sample.global_image[None], sample.patches(), sample.boxes,

@@ -93,9 +93,9 @@ class TrainSettings:
         augment: Random flips and 90-degree rotations of training scenes.
         losses: Losses and learning rates.
         progress: Show Lightning's progress bar.
-        coarse_to_fine: Train the local branch (stage 2) on the patches
-            around the labels' foreground only (class 0 is the background);
-            the checkpoint then predicts coarse-to-fine.
+        coarse_to_fine: Train stages 2 and 3 on the patches around the
+            labels' foreground only (class 0 is the background); the
+            checkpoint then predicts coarse-to-fine.
 
     """
 
@@ -133,10 +133,6 @@ class TrainSettings:
             raise InputError(f"patch size {self.patch_size}, global size {self.global_size}, "
                              f"min overlap {self.min_overlap}: expected sizes of at least 32 px "
                              "and an overlap below the patch size")
-        if self.coarse_to_fine and Stage.LOCAL_TO_GLOBAL in self.plan.stages:
-            raise InputError(f"--coarse-to-fine trains the local branch of G->L, but --stage "
-                             f"{self.plan.value} ends with G<->L, which coarse-to-fine does not "
-                             "support yet; use --stage global then --stage global-to-local")
 
 
 def default_run_dir(output: str | os.PathLike) -> Path:
@@ -325,7 +321,7 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
         model = module.model
         if trainer.is_global_zero:
             reached = dataclasses.replace(config, stage=stage, coarse_to_fine=(
-                settings.coarse_to_fine and stage is Stage.GLOBAL_TO_LOCAL))
+                settings.coarse_to_fine and stage is not Stage.GLOBAL))
             final = stage is stages[-1]
             save_checkpoint(output if final else run_dir / f"{stage.value}.pt", model, reached,
                             overwrite=overwrite or not final)

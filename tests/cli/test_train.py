@@ -153,24 +153,15 @@ def test_coarse_to_fine_training_is_recorded_in_the_checkpoint(tmp_path):
     images = synthetic.write_inria_layout(tmp_path / "inria", cities=("austin",),
                                           tiles_per_city=6, size=64)
     out = tmp_path / "c2f.pt"
-    tiny = [*TINY[2:], "--max-steps", "1"]
-    result = invoke("train", "inria", "--root", tmp_path / "inria", "-o", tmp_path / "g.pt",
-                    "--stage", "global", *tiny)
-    assert result.exit_code == 0, result.output
-    result = invoke("train", "inria", "--root", tmp_path / "inria", "-o", out, "--stage",
-                    "global-to-local", "--init", tmp_path / "g.pt", "--coarse-to-fine", *tiny)
+    result = invoke("train", "inria", "--root", tmp_path / "inria", "-o", out, *TINY,
+                    "--max-steps", "1", "--coarse-to-fine")
     assert result.exit_code == 0, result.output
     assert load_checkpoint(out).config.coarse_to_fine
-    assert not load_checkpoint(tmp_path / "g.pt").config.coarse_to_fine
+    run_dir = out.with_name("c2f.run")
+    assert not load_checkpoint(run_dir / "global.pt").config.coarse_to_fine
+    assert load_checkpoint(run_dir / "global-to-local.pt").config.coarse_to_fine
     result = invoke("predict", out, images[0], "-o", tmp_path / "pred.tif", "--no-progress")
     assert result.exit_code == 0, result.output
     with rasterio.open(tmp_path / "pred.tif") as src:
         assert src.tags()["predict_mode"] == "coarse-to-fine"
 
-
-def test_coarse_to_fine_with_stage_three_is_refused(tmp_path):
-    files = synthetic.write_custom_dataset(tmp_path, count=1, size=64, seed=4)
-    result = invoke("train", "custom", "--images", files.images[0], "--labels", files.labels[0],
-                    "--coarse-to-fine", "-o", tmp_path / "m.pt")
-    last_line_error(result, "--coarse-to-fine", "--stage global-to-local")
-    assert not (tmp_path / "m.pt").exists()

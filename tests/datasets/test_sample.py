@@ -43,6 +43,7 @@ def test_sub_batches_never_end_with_a_single_patch():
     assert five.windows == [sample.windows[i] for i in (0, 2, 4, 6, 8)]
     assert torch.equal(five.boxes, sample.boxes[[0, 2, 4, 6, 8]])
     assert sample.with_patches([4]).sub_batches(4) == [slice(0, 1)]
+    assert sample.with_patches([]).sub_batches(4) == []
 
 
 def test_small_scene_is_padded_with_no_label():

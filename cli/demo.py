@@ -10,7 +10,7 @@ from glnet_geo.cli.options import overwrite_opt
 @click.command(short_help="Train, predict, vectorize and score a sample scene end to end.")
 @click.option("-o", "--output", default="demo-output", show_default=True,
               type=click.Path(file_okay=False), help="Folder of the outputs.")
-@click.option("--sample-size", type=click.IntRange(min=128), default=2048, show_default=True,
+@click.option("--sample-size", type=click.IntRange(min=128), default=1536, show_default=True,
               metavar="PX", help="Side of the generated sample scene.")
 @click.option("--steps-global", type=click.IntRange(min=1), default=300, show_default=True,
               help="Training steps of the global branch (stage 1).")

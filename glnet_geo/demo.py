@@ -92,7 +92,7 @@ class DemoSettings:
 
     """
 
-    sample_size: int = 2048
+    sample_size: int = 1536
     train_scenes: int = 48
     steps_global: int = 300
     steps_local: int = 250
@@ -162,7 +162,7 @@ def model_config() -> ModelConfig:
 
 
 def write_sample_scene(image: str | os.PathLike, labels: str | os.PathLike,
-                       size: int = 2048, seed: int = SAMPLE_SEED) -> None:
+                       size: int = 1536, seed: int = SAMPLE_SEED) -> None:
     """Write the seeded sample scene and its labels as GeoTIFFs in UTM zone 31N.
 
     Args:

@@ -246,6 +246,10 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
                         on_patches: Callable[[int], None] | None = None) -> torch.Tensor:
     """Compute blended class probabilities over a scene's (padded) read window.
 
+    With coarse-to-fine or a skip threshold (``settings.guided``), G runs
+    first and :func:`patches_to_refine` chooses the patches the network runs
+    on; G's upsampled probabilities are blended in on the others.
+
     Args:
         model: GLNet in eval mode on ``device``.
         raster: The input.
@@ -278,8 +282,14 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
         weight = blend_weights(patch).to(device)
         total = torch.zeros((model.num_classes, height, width), device=device)
         weights = torch.zeros((height, width), device=device)
+
+        def add(probs: torch.Tensor, window: Window) -> None:
+            rows, cols = window.toslices()
+            total[:, rows, cols] += probs * weight
+            weights[rows, cols] += weight
+
         refined, global_output = list(range(len(windows))), None
-        if settings.guided:
+        if settings.guided:  # G first; its prediction stands where L is not run
             first = (model.fixed_global_branch if settings.network_mode is
                      GLNetMode.BIDIRECTIONAL else model.global_branch)
             global_output = first(image)
@@ -287,9 +297,7 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
                                    align_corners=False).softmax(1)[0]
             refined = patches_to_refine(coarse, windows, settings)
             for i in sorted(set(range(len(windows))) - set(refined)):
-                rows, cols = windows[i].toslices()
-                total[:, rows, cols] += coarse[:, rows, cols] * weight
-                weights[rows, cols] += weight
+                add(coarse[(slice(None), *windows[i].toslices())], windows[i])
             if on_patches is not None:
                 on_patches(len(windows) - len(refined))
             if not refined:
@@ -300,11 +308,9 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
                                      scene_shape=(height, width), global_output=global_output):
             logits = part.local_logits if settings.mode is PredictMode.LOCAL else part.logits
             probs = F.interpolate(logits, size=(patch, patch), mode="bilinear",
-                                  align_corners=False).softmax(1) * weight
+                                  align_corners=False).softmax(1)
             for p, window in zip(probs, windows[part.index], strict=True):
-                rows, cols = window.toslices()
-                total[:, rows, cols] += p
-                weights[rows, cols] += weight
+                add(p, window)
         return total / weights
 
 

@@ -14,6 +14,12 @@ built so that claim can be measured:
   ``building`` roofs (about ten pixels) all but vanish when the scene is
   downsampled to the global view: only full-resolution patches resolve them.
 
+:func:`generate_sparse_scene` makes scenes of the other kind GLNet meets:
+a binary ``background`` / ``building`` task where the target is sparse, as
+for the paper's coarse-to-fine variant. Buildings cover a few percent of the
+area, packed in a few compact villages and some isolated farms, and most of
+the scene is fields, meadows, forest and roads (all ``background``).
+
 Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed and
 size give the same arrays on every machine. Geometries are made with shapely
 in pixel coordinates and rasterized with :func:`rasterio.features.rasterize`,
@@ -25,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 
 import numpy as np
@@ -117,12 +124,17 @@ class SyntheticScene:
         features: Non-overlapping polygons in pixel coordinates (x right,
             y down), one row per feature, with ``class_id`` and ``class``
             (name) columns; rasterizing them gives ``label``.
+        class_names: Name of each class id (:data:`CLASS_NAMES` or
+            :data:`SPARSE_CLASS_NAMES`).
+        class_colors: Display colour of each class id.
 
     """
 
     image: np.ndarray
     label: np.ndarray
     features: object = field(repr=False)  # geopandas.GeoDataFrame
+    class_names: tuple[str, ...] = CLASS_NAMES
+    class_colors: tuple[tuple[int, int, int], ...] = CLASS_COLORS
 
 
 def generate_scene(size: int | tuple[int, int] = 512, seed: int = 0,
@@ -214,21 +226,33 @@ def _blobs(rng: np.random.Generator, zones: list[tuple[int, shapely.Geometry]],
         count = round(rng.integers(*params.blobs_per_zone) * min(1.0, scale) + 0.49)
         core = zone.buffer(-params.blob_radius[0] / 2)
         for x, y in _random_points(rng, core if not core.is_empty else zone, count):
-            angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
             a, b = rng.uniform(*params.blob_radius, size=2)
-            wobble = 1 + 0.12 * np.sin(3 * angles + rng.uniform(0, 2 * np.pi)) \
-                + 0.06 * np.sin(5 * angles + rng.uniform(0, 2 * np.pi))
-            turn = rng.uniform(0, np.pi)
-            px, py = a * wobble * np.cos(angles), b * wobble * np.sin(angles)
-            ring = np.column_stack([x + px * np.cos(turn) - py * np.sin(turn),
-                                    y + px * np.sin(turn) + py * np.cos(turn)])
-            blob = shapely.intersection(shapely.Polygon(ring), zone)
+            outline, _ = _wobbly_ellipse(rng, x, y, a, b)
+            blob = shapely.intersection(outline, zone)
             blobs.append((PARK if kind == URBAN else MEADOW, blob))
     return blobs
 
 
+def _wobbly_ellipse(rng: np.random.Generator, x: float, y: float, a: float,
+                    b: float) -> tuple[shapely.Polygon, float]:
+    """Make an irregular ellipse of semi-axes about ``a`` and ``b`` on ``(x, y)``, turned at random.
+
+    Returns:
+        The polygon and its angle (radians) from the x axis.
+
+    """
+    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    wobble = 1 + 0.12 * np.sin(3 * angles + rng.uniform(0, 2 * np.pi)) \
+        + 0.06 * np.sin(5 * angles + rng.uniform(0, 2 * np.pi))
+    turn = rng.uniform(0, np.pi)
+    px, py = a * wobble * np.cos(angles), b * wobble * np.sin(angles)
+    ring = np.column_stack([x + px * np.cos(turn) - py * np.sin(turn),
+                            y + px * np.sin(turn) + py * np.cos(turn)])
+    return shapely.Polygon(ring), turn
+
+
 def _roads(rng: np.random.Generator, frame: shapely.Polygon, height: int, width: int,
-           params: SceneParams) -> list[tuple[int, shapely.Geometry]]:
+           params: SceneParams | SparseSceneParams) -> list[tuple[int, shapely.Geometry]]:
     """Thin roads crossing the scene from one edge to another, with one bend."""
     count = max(1, round((height + width) / 2 / params.road_spacing))
     roads = []
@@ -264,6 +288,232 @@ def _buildings(rng: np.random.Generator, zones: list[tuple[int, shapely.Geometry
     return buildings
 
 
+#: Class names of the sparse building scenes (:func:`generate_sparse_scene`), in id order.
+SPARSE_CLASS_NAMES: tuple[str, ...] = ("background", "building")
+#: Display colours (RGB) of the sparse scenes' classes, in class-id order.
+SPARSE_CLASS_COLORS: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (220, 40, 40))
+SPARSE_BACKGROUND, SPARSE_BUILDING = range(2)
+
+
+class Ground(IntEnum):
+    """The kinds of ground a sparse scene is painted with (only ``ROOF`` is a building)."""
+
+    CROP = 0
+    MEADOW = 1
+    FOREST = 2
+    SOIL = 3
+    YARD = 4
+    ROAD = 5
+    ROOF = 6
+
+
+#: The look of each kind of ground. Ploughed soil is a reddish brown not far from the
+#: roofs' colour, so that colour alone does not find the buildings.
+GROUND_TEXTURES: dict[int, Texture] = {
+    Ground.CROP: TEXTURES[RURAL],
+    Ground.MEADOW: TEXTURES[MEADOW],
+    Ground.FOREST: Texture((45, 85, 50), grain=12, blotch=30, blotch_cell=6),
+    Ground.SOIL: Texture((160, 115, 90), grain=10, blotch=20, blotch_cell=12),
+    Ground.YARD: TEXTURES[URBAN],
+    Ground.ROAD: TEXTURES[ROAD],
+    Ground.ROOF: TEXTURES[BUILDING],
+}
+#: Share of the field parcels of each kind.
+PARCEL_SHARES: dict[Ground, float] = {Ground.CROP: 0.35, Ground.MEADOW: 0.3,
+                                      Ground.FOREST: 0.15, Ground.SOIL: 0.2}
+
+
+@dataclass(frozen=True)
+class SparseSceneParams:
+    """Sizes (in pixels) and densities of a sparse building scene.
+
+    The defaults suit 128 px scenes seen globally at 64 px through 32 px
+    patches (``benchmarks/ablation.py``'s scale): roofs of 6 to 9 px packed
+    in villages 100 to 180 px across, in groups of about two, so that on a
+    1024 px raster the buildings cover about 7 % of the area and most 128 px
+    tiles (about four in five 32 px patches) hold none.
+    Villages and farms are Poisson counts per unit area (village centres
+    also just outside the scene), so a small scene has the statistics of a
+    tile of a large one: most 128 px training scenes hold no building.
+
+    Attributes:
+        field_side: Typical side of a field parcel (Voronoi cells).
+        village_spacing: One village per ``village_spacing**2`` pixels on
+            average (village centres may lie just outside the scene).
+        villages_per_cluster: Mean number of villages of a settlement group.
+        cluster_spread: Standard deviation of the villages' offsets from
+            their group's centre.
+        village_radius: Range of a village's long semi-axis (its outline
+            wobbles by up to 18 %); the short one is 70 to 100 % of it.
+        building_side: Range of roof sides.
+        building_spacing: Pitch of the grid the roofs of a village sit on.
+        occupancy: Share of a village's grid cells that hold a roof.
+        farm_spacing: One isolated farm (one to three roofs) per
+            ``farm_spacing**2`` pixels on average.
+        road_width: Range of road widths (roads are background).
+        road_spacing: About one road per this many pixels of scene side.
+
+    """
+
+    field_side: int = 90
+    village_spacing: int = 270
+    villages_per_cluster: float = 2.0
+    cluster_spread: int = 60
+    village_radius: tuple[int, int] = (50, 90)
+    building_side: tuple[int, int] = (6, 9)
+    building_spacing: int = 10
+    occupancy: float = 0.9
+    farm_spacing: int = 900
+    road_width: tuple[int, int] = (3, 5)
+    road_spacing: int = 300
+
+
+def generate_sparse_scene(size: int | tuple[int, int] = 1024, seed: int = 0,
+                          params: SparseSceneParams | None = None) -> SyntheticScene:
+    """Make one seeded sparse building scene (classes :data:`SPARSE_CLASS_NAMES`).
+
+    Field parcels of crops, meadow, forest and ploughed soil, a few roads,
+    then compact villages (a yard and a dense, aligned grid of roofs) and
+    rare isolated farms; roofs that would touch a road are left out.
+
+    Args:
+        size: Side in pixels, or ``(height, width)``.
+        seed: Seed of the random generator; the same seed gives the same scene.
+        params: Feature sizes and densities (defaults: :class:`SparseSceneParams`).
+
+    Returns:
+        The scene's image, binary label (1 = building) and polygons: one
+        ``background`` polygon (the scene minus the roofs) and one polygon per
+        connected roof.
+
+    """
+    import geopandas as gpd
+
+    params = params or SparseSceneParams()
+    height, width = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(seed)
+    frame = shapely.box(0, 0, width, height)
+
+    ground = _parcels(rng, frame, params)
+    roads = [g for _, g in _roads(rng, frame, height, width, params)]
+    village_yards, village_roofs = _villages(rng, frame, params)
+    farm_yards, farm_roofs = _farms(rng, frame, params)
+    ground += [(Ground.YARD, g) for g in village_yards + farm_yards]
+    ground += [(Ground.ROAD, g) for g in roads]
+
+    roofs = np.concatenate([village_roofs, farm_roofs])
+    near_road = shapely.union_all(roads).buffer(1.0)
+    shapely.prepare(near_road)
+    roofs = roofs[~shapely.intersects(near_road, roofs)]
+    merged = shapely.get_parts(shapely.intersection(shapely.union_all(roofs), frame))
+    roofs = merged[(shapely.get_type_id(merged) == 3) & (shapely.area(merged) > 0)]
+    background = shapely.difference(frame, shapely.union_all(roofs))
+    class_ids = [SPARSE_BACKGROUND] + [SPARSE_BUILDING] * len(roofs)
+    features = gpd.GeoDataFrame(
+        {"class_id": class_ids, LABEL_FIELD: [SPARSE_CLASS_NAMES[c] for c in class_ids]},
+        geometry=[background, *roofs], crs=None)
+
+    label = rasterize(zip(features.geometry, class_ids, strict=True), out_shape=(height, width),
+                      transform=Affine.identity(), fill=SPARSE_BACKGROUND, dtype="uint8")
+    looks = rasterize(((g, int(kind)) for kind, g in ground), out_shape=(height, width),
+                      transform=Affine.identity(), fill=int(Ground.CROP), dtype="uint8")
+    looks[label == SPARSE_BUILDING] = Ground.ROOF
+    image = _render(rng, looks, GROUND_TEXTURES)
+    return SyntheticScene(image=image, label=label, features=features,
+                          class_names=SPARSE_CLASS_NAMES, class_colors=SPARSE_CLASS_COLORS)
+
+
+def _parcels(rng: np.random.Generator, frame: shapely.Polygon,
+             params: SparseSceneParams) -> list[tuple[Ground, shapely.Geometry]]:
+    """Voronoi field parcels covering the frame, each of one kind of ground."""
+    count = max(2, round(frame.area / params.field_side**2))
+    seeds = _random_points(rng, frame, count)
+    cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=frame)
+    polygons = [shapely.intersection(c, frame) for c in shapely.get_parts(cells)]
+    kinds = list(PARCEL_SHARES)
+    picks = rng.choice(len(kinds), size=len(polygons), p=list(PARCEL_SHARES.values()))
+    return [(kinds[k], p) for k, p in zip(picks, polygons, strict=True)]
+
+
+def _roofs(rng: np.random.Generator, centres: np.ndarray, angles: np.ndarray,
+           side: tuple[int, int]) -> np.ndarray:
+    """Make rectangular roofs (sides drawn from ``side``) on ``centres``, turned by ``angles``."""
+    half = rng.uniform(*side, size=(len(centres), 2)) / 2
+    corners = np.array([(-1, -1), (1, -1), (1, 1), (-1, 1)], dtype=np.float64)
+    u, v = corners[None, :, 0] * half[:, :1], corners[None, :, 1] * half[:, 1:]
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    x = centres[:, :1] + u * cos - v * sin
+    y = centres[:, 1:] + u * sin + v * cos
+    return shapely.polygons(np.stack([x, y], axis=-1))
+
+
+def _villages(rng: np.random.Generator, frame: shapely.Polygon,
+              params: SparseSceneParams) -> tuple[list[shapely.Geometry], np.ndarray]:
+    """Compact villages: an irregular yard holding a dense, aligned grid of roofs each.
+
+    Villages come in small groups (a Thomas cluster process), which leaves
+    more of the land without any building than villages scattered
+    independently would for the same building fraction. Where villages
+    meet, the later one leaves out the roofs that would touch the earlier
+    one's yard, so that two roof grids never cross.
+
+    Returns:
+        The yards and all the roofs (a shapely array).
+
+    """
+    # settlements: Poisson centres (also outside the frame, as far as their villages
+    # reach), each with a Poisson number of villages scattered around it
+    margin = 1.2 * params.village_radius[1] + 2 * params.cluster_spread
+    xmin, ymin, xmax, ymax = frame.bounds
+    area = (xmax - xmin + 2 * margin) * (ymax - ymin + 2 * margin)
+    mean_villages = params.villages_per_cluster
+    count = rng.poisson(area / params.village_spacing**2 / mean_villages)
+    settlements = rng.uniform((xmin - margin, ymin - margin), (xmax + margin, ymax + margin),
+                              size=(count, 2))
+    villages = rng.poisson(mean_villages, size=count)
+    centres = np.repeat(settlements, villages, axis=0) \
+        + rng.normal(0, params.cluster_spread, size=(villages.sum(), 2))
+    pitch = params.building_spacing
+    yards, roofs = [], [np.empty(0, dtype=object)]
+    for x, y in centres:
+        a = rng.uniform(*params.village_radius)
+        outline, turn = _wobbly_ellipse(rng, x, y, a, a * rng.uniform(0.7, 1.0))
+        cos, sin = np.cos(turn), np.sin(turn)
+        steps = np.arange(-int(1.2 * a / pitch), int(1.2 * a / pitch) + 1) * float(pitch)
+        u, v = (g.ravel() + rng.uniform(-1, 1, g.size) for g in np.meshgrid(steps, steps))
+        cx, cy = x + u * cos - v * sin, y + u * sin + v * cos
+        keep = shapely.contains_xy(outline, cx, cy) & (rng.random(u.size) < params.occupancy)
+        centres_xy = np.column_stack([cx[keep], cy[keep]])
+        angles = turn + rng.normal(0, 0.05, len(centres_xy))
+        village = _roofs(rng, centres_xy, angles, params.building_side)
+        if yards:
+            taken = shapely.union_all(yards)
+            village = village[~shapely.intersects(taken, village)]
+        roofs.append(village)
+        yards.append(outline.buffer(pitch / 2))
+    return yards, np.concatenate(roofs)
+
+
+def _farms(rng: np.random.Generator, frame: shapely.Polygon,
+           params: SparseSceneParams) -> tuple[list[shapely.Geometry], np.ndarray]:
+    """Isolated farms: one to three roofs of one orientation on a small round yard.
+
+    Returns:
+        The yards and all the roofs (a shapely array).
+
+    """
+    count = rng.poisson(frame.area / params.farm_spacing**2)
+    pitch = params.building_spacing
+    yards, roofs = [], [np.empty(0, dtype=object)]
+    for x, y in _random_points(rng, frame, count):
+        n = int(rng.integers(1, 4))
+        centres = np.array([x, y]) + rng.normal(0, pitch / 2, size=(n, 2))
+        roofs.append(_roofs(rng, centres, np.full(n, rng.uniform(0, np.pi / 2)),
+                            params.building_side))
+        yards.append(shapely.Point(x, y).buffer(rng.uniform(1.5, 2.5) * pitch))
+    return yards, np.concatenate(roofs)
+
+
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
     """Zero-mean, unit-ish smooth noise with features about ``cell`` pixels wide."""
     coarse = rng.standard_normal((height // cell + 2, width // cell + 2)).astype(np.float32)
@@ -272,16 +522,17 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: int) 
     return np.asarray(big)[:height, :width]
 
 
-def _render(rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
-    """Paint each class's texture where the label holds it, under a soft illumination."""
+def _render(rng: np.random.Generator, label: np.ndarray,
+            textures: dict[int, Texture] = TEXTURES) -> np.ndarray:
+    """Paint each id's texture where ``label`` holds it, under a soft illumination."""
     height, width = label.shape
     image = np.zeros((3, height, width), dtype=np.float32)
     done: set[Texture] = set()
-    for texture in TEXTURES.values():
+    for texture in textures.values():
         if texture in done:
             continue
         done.add(texture)
-        ids = [c for c, t in TEXTURES.items() if t == texture]
+        ids = [c for c, t in textures.items() if t == texture]
         where = np.isin(label, ids)
         n = int(where.sum())
         if n == 0:
@@ -331,8 +582,8 @@ def write_scene(scene: SyntheticScene, image_path: str | os.PathLike,
         with rasterio.open(label_path, "w", count=1, dtype="uint8", nodata=255,
                            **profile) as dst:
             dst.write(scene.label, 1)
-            dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(CLASS_COLORS)})
-            dst.set_band_description(1, ",".join(CLASS_NAMES))
+            dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(scene.class_colors)})
+            dst.set_band_description(1, ",".join(scene.class_names))
     if vector_path is not None:
         features_on_map(scene, crs, transform).to_file(vector_path)
 

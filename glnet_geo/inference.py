@@ -334,7 +334,7 @@ def patches_to_refine(coarse: torch.Tensor, windows: Sequence[Window],
     """
     refined = range(len(windows))
     if settings.mode is PredictMode.COARSE_TO_FINE:
-        refined = refined_patches((coarse.argmax(0) != BACKGROUND).cpu().numpy(), windows)
+        refined = refined_patches((coarse.max(0).indices != BACKGROUND).cpu().numpy(), windows)
     if settings.skip_threshold is not None:
         confident = set(confident_patches(coarse, windows, settings.skip_threshold))
         refined = [i for i in refined if i not in confident]
@@ -364,7 +364,8 @@ def predict_scene(model: GLNet, raster: RasterInput, scene: Scene, settings: Sce
     probs = scene_probabilities(model, raster, scene.read, settings, device, on_patches)
     rows, cols = scene.core_in_read.toslices()
     core = probs[:, rows, cols]
-    classes = core.argmax(0).to(torch.uint8).cpu().numpy()
+    # max(0).indices is argmax(0) (first maximum on ties), several times faster on the CPU
+    classes = core.max(0).indices.to(torch.uint8).cpu().numpy()
     valid = raster.valid_mask(scene.core)
     classes[~valid] = CLASS_NODATA
     return ScenePrediction(window=scene.core, classes=classes, valid=valid,

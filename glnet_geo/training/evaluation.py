@@ -94,7 +94,7 @@ def update_confusion(confusion: ConfusionMatrix, model: GLNet, samples: Iterable
                      mode: ScoringMode, batch_size: int = 8) -> None:
     """Predict each scene and add its pixels to ``confusion``."""
     for sample in samples:
-        classes = scene_probabilities(model, sample, mode, batch_size).argmax(0)
+        classes = scene_probabilities(model, sample, mode, batch_size).max(0).indices
         confusion.update(classes, sample.label.to(classes.device))
 
 

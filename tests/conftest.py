@@ -14,6 +14,10 @@ from affine import Affine
 from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
 from glnet_geo.models.stages import Stage
 
+#: The suite runs as two processes on two cores (``pytest -n 2``): one torch thread each is
+#: the fastest for the tests' tiny convolutions.
+torch.set_num_threads(1)
+
 CLASS_NAMES = ["water", "forest", "urban"]
 CLASS_COLORS = [(0, 90, 255), (20, 140, 40), (230, 30, 30)]
 UTM = Affine(2.0, 0.0, 500000.0, 0.0, -2.0, 4500000.0)

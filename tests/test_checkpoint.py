@@ -20,14 +20,6 @@ from glnet_geo.models import GLNet
 from glnet_geo.models.stages import Stage
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _config(stage=Stage.GLOBAL_TO_LOCAL, bands=(1, 2, 3, 4)):
     return ModelConfig(class_names=["a", "b", "c"], backbone="resnet18", bands=list(bands),
                        normalization={"scale": 255.0, "mean": [0.1] * len(bands),

@@ -9,8 +9,6 @@ from glnet_geo.cli import main
 from glnet_geo.datasets import synthetic
 from glnet_geo.models.stages import Stage
 
-torch.set_num_threads(1)  # 2 shared cores: one thread per test process is the fastest
-
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])

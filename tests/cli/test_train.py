@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import rasterio
-import torch
 from affine import Affine
 from click.testing import CliRunner
 from PIL import Image
@@ -14,8 +13,6 @@ from glnet_geo.checkpoint import load_checkpoint
 from glnet_geo.cli import main
 from glnet_geo.datasets import synthetic
 from glnet_geo.models.stages import Stage
-
-torch.set_num_threads(1)  # 2 shared cores: one thread per test process is the fastest
 
 TINY = ["--stage", "all", "--max-steps", "2", "--backbone", "resnet18", "--global-size", "64",
         "--patch-size", "32", "--min-overlap", "0", "--batch-size", "1", "--log-every", "1",

@@ -9,15 +9,6 @@ from scene_factory import Scene, make_scene
 from glnet_geo.models import GLNet
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: tiny convolutions on shared CPUs run much faster so."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def scene3() -> Scene:
     return make_scene(3)

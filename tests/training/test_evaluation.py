@@ -14,8 +14,6 @@ from glnet_geo.models import GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.evaluation import ScoringMode, evaluate, scene_probabilities
 
-torch.set_num_threads(1)  # 2 shared cores: one thread per test process is the fastest
-
 CONFIG = ModelConfig(class_names=list(synthetic.CLASS_NAMES), backbone="resnet18",
                      normalization=Normalization(255.0, [0.5] * 3, [0.25] * 3),
                      global_size=64, patch_size=32, min_overlap=8, scene_size=80,

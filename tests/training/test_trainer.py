@@ -14,8 +14,6 @@ from glnet_geo.models.stages import Stage
 from glnet_geo.training.data import DataSettings
 from glnet_geo.training.trainer import StagePlan, TrainSettings, read_resume_point, train
 
-torch.set_num_threads(1)  # 2 shared cores: one thread per test process is the fastest
-
 TINY = dict(backbone="resnet18", global_size=64, patch_size=32, min_overlap=0, batch_size=2,
             progress=False, log_every=1)
 

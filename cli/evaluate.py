@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from glnet_geo.cli.options import dataset_arg, dataset_opts, overwrite_opt
+from glnet_geo.cli.options import (
+    dataset_arg,
+    dataset_opts,
+    mode_opt,
+    overwrite_opt,
+    skip_threshold_opt,
+)
 
 
 @click.command(short_help="Score a checkpoint on labelled data (mIoU, confusion matrix).")
@@ -16,10 +22,8 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, overwrite_opt
 @dataset_opts
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test",
               show_default=True, help="deepglobe / inria: which part to score.")
-@click.option("--mode", type=click.Choice(["glnet", "global", "local"]), default="glnet",
-              show_default=True,
-              help="The checkpoint's own mode, the global branch alone, or the local "
-                   "branch's own logits.")
+@mode_opt
+@skip_threshold_opt
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="Write the scores as JSON, and the confusion matrix as PATH.png beside it.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -29,7 +33,8 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, overwrite_opt
 def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, ...],
             labels: tuple[str, ...], label_field: str | None, class_file: str | None,
             layer: str | None, paper_split: bool, inria_split: str, split: str, mode: str,
-            json_path: str | None, batch_size: int, device: str, overwrite: bool) -> None:
+            skip_threshold: float | None, json_path: str | None, batch_size: int, device: str,
+            overwrite: bool) -> None:
     """Score CHECKPOINT on the labelled scenes of DATASET.
 
     Every scene is predicted whole, as 'glnet-geo predict' does, and its
@@ -54,10 +59,11 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
     data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
                         label_field=label_field, classes=class_file, layer=layer,
                         paper_split=paper_split, inria_rule=inria_split)
-    result = evaluate_checkpoint(checkpoint, data, split, mode, batch_size, device)
+    result = evaluate_checkpoint(checkpoint, data, split, mode, skip_threshold, batch_size,
+                                 device)
     click.echo(result.table())
     report = {"checkpoint": checkpoint, "dataset": dataset, "split": split, "mode": mode,
-              **result.to_dict()}
+              "skip_threshold": skip_threshold, **result.to_dict()}
     if dataset == "inria":
         building = result.class_iou("building")
         click.echo(f"building IoU: {100 * building:.1f}")

@@ -9,6 +9,16 @@ overwrite_opt = click.option("--overwrite", is_flag=True,
 output_opt = click.option("-o", "--output", required=True, type=click.Path(dir_okay=True),
                           help="Output path.")
 
+mode_opt = click.option(
+    "--mode", type=click.Choice(["glnet", "global", "local", "coarse-to-fine"]), default="glnet",
+    show_default=True,
+    help="glnet: the checkpoint's own (G->L or G<->L); global: the global branch alone; local: "
+         "the local branch's own logits; coarse-to-fine: GLNet only around the foreground G "
+         "finds (class 0 is the background).")
+skip_threshold_opt = click.option(
+    "--skip-threshold", type=click.FloatRange(0, 1, min_open=True), metavar="P",
+    help="Skip the local branch on patches where G predicts one class with a probability above "
+         "P everywhere, e.g. 0.95 (1.0 never skips).")
 dataset_arg = click.argument("dataset", type=click.Choice(["deepglobe", "inria", "custom"]))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import output_opt, overwrite_opt
+from glnet_geo.cli.options import mode_opt, output_opt, overwrite_opt, skip_threshold_opt
 
 
 def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -34,14 +34,8 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Also write per-class confidence (one uint8 band per class, 255 = 1.0).")
 @click.option("--preview", type=click.Path(), metavar="PNG",
               help="Also write a quick-look PNG: the input, the classes overlaid, a legend.")
-@click.option("--mode", type=click.Choice(["glnet", "global", "local", "coarse-to-fine"]),
-              default="glnet", show_default=True,
-              help="glnet: the checkpoint's own (G->L or G<->L); global: the global branch "
-                   "alone; local: the local branch's own logits; coarse-to-fine: G->L only "
-                   "around the foreground G finds (class 0 is the background).")
-@click.option("--skip-threshold", type=click.FloatRange(0, 1, min_open=True), metavar="P",
-              help="Skip the local branch on patches where G predicts one class with a "
-                   "probability above P everywhere, e.g. 0.95 (1.0 never skips).")
+@mode_opt
+@skip_threshold_opt
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where the model runs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,

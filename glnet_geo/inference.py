@@ -229,14 +229,16 @@ def global_view(raster: RasterInput, window: Window, settings: SceneSettings,
     return torch.from_numpy(x)[None].to(device)
 
 
-def _patch_batches(raster: RasterInput, read: Window, windows: Sequence[Window],
-                   batch_size: int, device: torch.device,
+#: Reads the patches at some windows of a scene as an ``(n, C, P, P)`` tensor.
+PatchReader = Callable[[Sequence[Window]], torch.Tensor]
+
+
+def _patch_batches(read_patches: PatchReader, windows: Sequence[Window], batch_size: int,
                    on_patches: Callable[[int], None] | None) -> Iterator[torch.Tensor]:
     """Read the patches of a scene lazily, ``batch_size`` windows at a time."""
     for start in range(0, len(windows), batch_size):
         chunk = windows[start:start + batch_size]
-        arrays = [raster.read(_offset(w, read))[0] for w in chunk]
-        yield torch.from_numpy(np.stack(arrays)).to(device)
+        yield read_patches(chunk)
         if on_patches is not None:
             on_patches(len(chunk))
 
@@ -246,9 +248,8 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
                         on_patches: Callable[[int], None] | None = None) -> torch.Tensor:
     """Compute blended class probabilities over a scene's (padded) read window.
 
-    With coarse-to-fine or a skip threshold (``settings.guided``), G runs
-    first and :func:`patches_to_refine` chooses the patches the network runs
-    on; G's upsampled probabilities are blended in on the others.
+    The global view is a decimated read of the window, the patches windowed
+    reads on the patch grid; :func:`blend_scene` does the rest.
 
     Args:
         model: GLNet in eval mode on ``device``.
@@ -268,16 +269,57 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
     height, width = settings.padded_shape(read)
     padded = Window(read.col_off, read.row_off, width, height)
     image = global_view(raster, padded, settings, device)
+    windows = patch_windows(height, width, settings.patch_size, settings.min_overlap)
+
+    def read_patches(chunk: Sequence[Window]) -> torch.Tensor:
+        arrays = [raster.read(_offset(w, read))[0] for w in chunk]
+        return torch.from_numpy(np.stack(arrays)).to(device)
+
+    return blend_scene(model, image, windows, read_patches, (height, width), settings,
+                       on_patches)
+
+
+def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Window],
+                read_patches: PatchReader, scene_shape: tuple[int, int],
+                settings: SceneSettings,
+                on_patches: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Run GLNet on a scene and blend its patches' probabilities.
+
+    Each patch's logits are upsampled bilinearly to the patch size, turned
+    into probabilities and accumulated with :func:`blend_weights`. With
+    coarse-to-fine or a skip threshold (``settings.guided``), G runs first and
+    :func:`patches_to_refine` chooses the patches the network runs on; G's
+    upsampled probabilities are blended in on the others. Prediction from
+    rasters (:func:`scene_probabilities`) and scoring of scenes in memory
+    (:mod:`glnet_geo.training.evaluation`) both go through here.
+
+    Args:
+        model: GLNet in eval mode.
+        global_image: ``(1, C, G, G)`` the scene's global view, on the model's
+            device.
+        windows: The patch grid on the scene.
+        read_patches: Gives the patches at some of ``windows``, on the same
+            device; called lazily, ``settings.batch_size`` windows at a time.
+        scene_shape: ``(H, W)`` of the scene in pixels.
+        settings: How to predict.
+        on_patches: Progress callback (see :func:`scene_probabilities`).
+
+    Returns:
+        ``(K, H, W)`` float32 probabilities.
+
+    """
+    height, width = scene_shape
+    device = global_image.device
     with torch.inference_mode():
         if not settings.uses_patches:
-            logits = model(image, None, None, mode=GLNetMode.GLOBAL).logits
+            logits = model(global_image, None, None, mode=GLNetMode.GLOBAL).logits
             probs = F.interpolate(logits, size=(height, width), mode="bilinear",
                                   align_corners=False).softmax(1)[0]
             if on_patches is not None:
                 on_patches(1)
             return probs
         patch = settings.patch_size
-        windows = patch_windows(height, width, patch, settings.min_overlap)
+        windows = list(windows)
         boxes = boxes_from_windows(windows, height, width)
         weight = blend_weights(patch).to(device)
         total = torch.zeros((model.num_classes, height, width), device=device)
@@ -292,7 +334,7 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
         if settings.guided:  # G first; its prediction stands where L is not run
             first = (model.fixed_global_branch if settings.network_mode is
                      GLNetMode.BIDIRECTIONAL else model.global_branch)
-            global_output = first(image)
+            global_output = first(global_image)
             coarse = F.interpolate(global_output.logits, size=(height, width), mode="bilinear",
                                    align_corners=False).softmax(1)[0]
             refined = patches_to_refine(coarse, windows, settings)
@@ -303,9 +345,10 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
             if not refined:
                 return total / weights
         windows = [windows[i] for i in refined]
-        batches = _patch_batches(raster, read, windows, settings.batch_size, device, on_patches)
-        for part in model.iter_scene(image, boxes[refined], batches, mode=settings.network_mode,
-                                     scene_shape=(height, width), global_output=global_output):
+        batches = _patch_batches(read_patches, windows, settings.batch_size, on_patches)
+        for part in model.iter_scene(global_image, boxes[refined], batches,
+                                     mode=settings.network_mode, scene_shape=(height, width),
+                                     global_output=global_output):
             logits = part.local_logits if settings.mode is PredictMode.LOCAL else part.logits
             probs = F.interpolate(logits, size=(patch, patch), mode="bilinear",
                                   align_corners=False).softmax(1)

@@ -19,7 +19,7 @@ cut, so both views and all labels always agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import numpy as np
@@ -51,6 +51,8 @@ class SceneSample:
         windows: Patch windows on the scene, row by row.
         boxes: ``(N, 4)`` boxes of the patches (fractions of the scene).
         name: Where the scene comes from (file name or map bounds).
+        patch_size: Side of the patches in pixels.
+        min_overlap: Minimum overlap of neighbouring patches on the grid.
 
     """
 
@@ -61,7 +63,8 @@ class SceneSample:
     windows: list[Window]
     boxes: Tensor
     name: str = ""
-    patch_size: int = field(default=0)
+    patch_size: int = 0
+    min_overlap: int = 0
 
     @property
     def scene_shape(self) -> tuple[int, int]:
@@ -75,7 +78,11 @@ class SceneSample:
 
     def patches(self, index: slice = slice(None)) -> Tensor:
         """``(n, C, P, P)`` full-resolution patches ``index`` of the scene."""
-        return torch.stack([self.image[:, _rows(w), _cols(w)] for w in self.windows[index]])
+        return self.crops(self.windows[index])
+
+    def crops(self, windows: Sequence[Window]) -> Tensor:
+        """``(n, C, h, w)`` full-resolution crops of the scene at ``windows``."""
+        return torch.stack([self.image[:, _rows(w), _cols(w)] for w in windows])
 
     def patch_labels(self, index: slice = slice(None)) -> Tensor:
         """``(n, P/4, P/4)`` long labels of patches ``index`` at the size of L's logits."""
@@ -193,7 +200,7 @@ class SceneViews:
         return SceneSample(image=x, label=y, global_image=global_image,
                            global_label=global_label, windows=windows,
                            boxes=boxes_from_windows(windows, height, width), name=name,
-                           patch_size=self.patch_size)
+                           patch_size=self.patch_size, min_overlap=self.min_overlap)
 
 
 def _pad_to(image: Tensor, label: Tensor, side: int) -> tuple[Tensor, Tensor]:

@@ -1,11 +1,10 @@
 """Scoring GLNet on labelled scenes: training's validation and ``glnet-geo evaluate``.
 
 A scene already in memory (:class:`~glnet_geo.datasets.sample.SceneSample`)
-is predicted the way :mod:`glnet_geo.inference` predicts a scene read from a
-raster: G once, the patches in sub-batches, each patch's logits upsampled
-bilinearly to the patch size, turned into probabilities and blended where
-patches overlap with :func:`glnet_geo.inference.blend_weights`. The classes
-then go into one :class:`~glnet_geo.metrics.ConfusionMatrix`.
+goes through the same :func:`glnet_geo.inference.blend_scene` as a scene
+read from a raster (G once, the patches in sub-batches, probabilities blended
+where patches overlap; coarse-to-fine and patch skipping included). The
+classes then go into one :class:`~glnet_geo.metrics.ConfusionMatrix`.
 """
 
 from __future__ import annotations
@@ -15,13 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from glnet_geo.checkpoint import ModelConfig, load_checkpoint
 from glnet_geo.datasets.sample import SceneSample
 from glnet_geo.datasets.split import Split
-from glnet_geo.inference import PredictMode, SceneSettings, blend_weights, resolve_device
+from glnet_geo.inference import PredictMode, SceneSettings, blend_scene, resolve_device
 from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.training.data import DataSettings, open_evaluation_data
@@ -34,22 +32,36 @@ class ScoringMode:
     Attributes:
         network_mode: The mode GLNet runs in.
         local_logits: Score L's own logits instead of the mode's final ones.
+        coarse_to_fine: Run L only around G's foreground (coarse-to-fine).
+        skip_threshold: Skip L where G is this confident (None: never).
 
     """
 
     network_mode: GLNetMode
     local_logits: bool = False
+    coarse_to_fine: bool = False
+    skip_threshold: float | None = None
 
     @classmethod
-    def from_predict_mode(cls, config: ModelConfig, mode: PredictMode | str) -> ScoringMode:
+    def from_predict_mode(cls, config: ModelConfig, mode: PredictMode | str,
+                          skip_threshold: float | None = None) -> ScoringMode:
         """Score as ``glnet-geo predict --mode`` predicts, for a checkpoint.
 
         Raises:
-            InputError: A mode the checkpoint's stage cannot run.
+            InputError: A mode or threshold the checkpoint cannot run.
 
         """
-        settings = SceneSettings.from_config(config, mode)
-        return cls(settings.network_mode, settings.mode is PredictMode.LOCAL)
+        settings = SceneSettings.from_config(config, mode, skip_threshold=skip_threshold)
+        return cls(settings.network_mode, settings.mode is PredictMode.LOCAL,
+                   settings.mode is PredictMode.COARSE_TO_FINE, settings.skip_threshold)
+
+    def settings(self, sample: SceneSample, batch_size: int) -> SceneSettings:
+        """Return the prediction settings that score ``sample`` this way."""
+        mode = (PredictMode.LOCAL if self.local_logits else
+                PredictMode.COARSE_TO_FINE if self.coarse_to_fine else PredictMode.GLNET)
+        return SceneSettings(mode, self.network_mode, int(sample.global_image.shape[-1]),
+                             sample.patch_size, sample.min_overlap, batch_size,
+                             self.skip_threshold)
 
 
 def scene_probabilities(model: GLNet, sample: SceneSample, mode: ScoringMode,
@@ -66,28 +78,8 @@ def scene_probabilities(model: GLNet, sample: SceneSample, mode: ScoringMode,
         ``(K, H, W)`` probabilities over the (padded) scene.
 
     """
-    height, width = sample.scene_shape
-    global_image = sample.global_image[None]
-    with torch.inference_mode():
-        if mode.network_mode is GLNetMode.GLOBAL:
-            logits = model(global_image, None, None, mode=GLNetMode.GLOBAL).logits
-            return F.interpolate(logits, size=(height, width), mode="bilinear",
-                                 align_corners=False).softmax(1)[0]
-        patch = sample.patch_size
-        weight = blend_weights(patch).to(sample.image.device)
-        total = torch.zeros((model.num_classes, height, width), device=sample.image.device)
-        weights = torch.zeros((height, width), device=sample.image.device)
-        batches = (sample.patches(index) for index in sample.sub_batches(batch_size))
-        for part in model.iter_scene(global_image, sample.boxes, batches,
-                                     mode=mode.network_mode, scene_shape=(height, width)):
-            logits = part.local_logits if mode.local_logits else part.logits
-            probs = F.interpolate(logits, size=(patch, patch), mode="bilinear",
-                                  align_corners=False).softmax(1) * weight
-            for p, window in zip(probs, sample.windows[part.index], strict=True):
-                rows, cols = window.toslices()
-                total[:, rows, cols] += p
-                weights[rows, cols] += weight
-        return total / weights
+    return blend_scene(model, sample.global_image[None], sample.windows, sample.crops,
+                       sample.scene_shape, mode.settings(sample, batch_size))
 
 
 def update_confusion(confusion: ConfusionMatrix, model: GLNet, samples: Iterable[SceneSample],
@@ -123,7 +115,8 @@ def evaluate(model: GLNet, config: ModelConfig, samples: Iterable[SceneSample],
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, data: DataSettings,
                         split: Split | str = Split.TEST,
-                        mode: PredictMode | str = PredictMode.GLNET, batch_size: int = 8,
+                        mode: PredictMode | str = PredictMode.GLNET,
+                        skip_threshold: float | None = None, batch_size: int = 8,
                         device: str = "auto", progress: bool | None = None
                         ) -> SegmentationScores:
     """Score a checkpoint on a labelled dataset (``glnet-geo evaluate``).
@@ -132,8 +125,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: DataSettings,
         checkpoint: A glnet-geo checkpoint.
         data: Which dataset.
         split: Which part of it (custom data: all of it).
-        mode: ``glnet`` (the checkpoint's own mode), ``global`` or ``local``,
-            as in ``glnet-geo predict``.
+        mode: ``glnet`` (the checkpoint's own mode), ``global``, ``local``
+            or ``coarse-to-fine``, as in ``glnet-geo predict``.
+        skip_threshold: Skip the local branch where G is this confident, as
+            ``glnet-geo predict --skip-threshold``.
         batch_size: Patches per forward pass.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         progress: Show a progress bar (default: only on a terminal).
@@ -148,7 +143,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: DataSettings,
 
     torch_device = resolve_device(device)
     loaded = load_checkpoint(checkpoint, device=torch_device)
-    scoring = ScoringMode.from_predict_mode(loaded.config, mode)
+    scoring = ScoringMode.from_predict_mode(loaded.config, mode, skip_threshold)
     scenes = open_evaluation_data(data, loaded.config, split, checkpoint=os.fspath(checkpoint))
     bar = tqdm(scenes, desc="evaluate", unit="scene", leave=False,
                disable=None if progress is None else not progress)

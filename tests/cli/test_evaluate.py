@@ -49,6 +49,10 @@ def test_evaluate_prints_and_writes_scores(files, tmp_path):
     assert sum(map(sum, report["confusion_matrix"])) == 64 * 64
     assert out.with_suffix(".png").exists()
     one_line_error(invoke(*args), "scores.json already exists", "--overwrite")
+    result = invoke(*args, "--mode", "coarse-to-fine", "--skip-threshold", "0.9", "--overwrite")
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["mode"] == "coarse-to-fine" and report["skip_threshold"] == 0.9
 
 
 def test_more_classes_than_the_checkpoint(files, tmp_path):

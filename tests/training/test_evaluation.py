@@ -39,7 +39,7 @@ def scene(tmp_path_factory):
     return scene, path
 
 
-@pytest.mark.parametrize("mode", ["glnet", "local", "global"])
+@pytest.mark.parametrize("mode", ["glnet", "local", "global", "coarse-to-fine"])
 def test_in_memory_scene_matches_the_predict_pipeline(model, scene, mode):
     """Validation's whole-scene prediction is predict's, up to the global view's resampling."""
     image, path = scene
@@ -53,6 +53,15 @@ def test_in_memory_scene_matches_the_predict_pipeline(model, scene, mode):
     # GDAL's decimated read and torch's antialiased resize of the global view differ a little
     assert (ours - theirs).abs().mean() < 0.02
     assert (ours.argmax(0) == theirs.argmax(0)).float().mean() > 0.95
+
+
+def test_scoring_with_skip_threshold_one_is_plain_scoring(model, scene):
+    image, _ = scene
+    sample = SceneViews(64, 32, 8, CONFIG.normalization)(image.image, image.label)
+    plain = scene_probabilities(model, sample, ScoringMode.from_predict_mode(CONFIG, "glnet"), 4)
+    never = scene_probabilities(model, sample,
+                                ScoringMode.from_predict_mode(CONFIG, "glnet", 1.0), 4)
+    assert torch.equal(plain, never)
 
 
 def test_evaluate_scores_every_labelled_pixel_once(model, scene):

@@ -9,7 +9,14 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from glnet_geo.errors import InputError
-from glnet_geo.io.reader import RasterInput, data_bands, normalize, rasters_in, select_bands
+from glnet_geo.io.reader import (
+    RasterInput,
+    data_bands,
+    expand_inputs,
+    normalize,
+    rasters_in,
+    select_bands,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -150,3 +157,24 @@ def test_rasters_in_a_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="matches no raster"):
         rasters_in(tmp_path / "empty")
+
+
+def test_expand_inputs(tmp_path):
+    for name in ("tiles/b.tif", "tiles/a.tif", "tiles/deep/c.tif", "single.tif", "odd[1].tif"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+
+    def names(paths):
+        return [Path(p).relative_to(tmp_path).as_posix() for p in paths]
+
+    assert names(expand_inputs([str(tmp_path / "tiles/*.tif")])) == ["tiles/a.tif", "tiles/b.tif"]
+    assert names(expand_inputs([str(tmp_path / "tiles/**/*.tif")])) == [
+        "tiles/a.tif", "tiles/b.tif", "tiles/deep/c.tif"]
+    assert names(expand_inputs([str(tmp_path / "tiles"), str(tmp_path / "single.tif")])) == [
+        "tiles/a.tif", "tiles/b.tif", "single.tif"]
+    # An existing file whose name looks like a glob, and GDAL paths, are kept as given.
+    assert names(expand_inputs([str(tmp_path / "odd[1].tif")])) == ["odd[1].tif"]
+    assert expand_inputs(["/vsicurl/https://example.com/*.tif"]) == [
+        "/vsicurl/https://example.com/*.tif"]
+    with pytest.raises(InputError, match="no file matches"):
+        expand_inputs([str(tmp_path / "nothing/*.tif")])

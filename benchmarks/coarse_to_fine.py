@@ -207,6 +207,27 @@ def tiles_without_building(label: np.ndarray, side: int) -> float:
     return float((tiles.max((1, 3)) == 0).mean())
 
 
+def train_models(config: ModelConfig, losses: LossSettings, train: Scenes,
+                 args: argparse.Namespace) -> dict[str, GLNet]:
+    """Train stage 1, then (a) plain G->L and (b) G->L on coarse-to-fine crops from it."""
+    torch.manual_seed(args.seed)
+    stage1 = GLNetModule(config, Stage.GLOBAL, losses)
+    seconds = fit(stage1, train, args.steps_global, args.batch_global)
+    print(f"stage 1 (G): {args.steps_global} steps of {args.batch_global} scenes, "
+          f"{seconds:.0f} s", flush=True)
+    torch.manual_seed(args.seed)
+    plain = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses, model=copy.deepcopy(stage1.model))
+    seconds = fit(plain, train, args.steps_local, 1)
+    print(f"(a) G->L: {args.steps_local} steps, {seconds:.0f} s", flush=True)
+    torch.manual_seed(args.seed)
+    crops = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses,
+                        model=copy.deepcopy(stage1.model), coarse_to_fine=True)
+    seconds = fit(crops, train, args.steps_local, 1)
+    print(f"(b) G->L on coarse-to-fine crops: {args.steps_local} steps, {seconds:.0f} s",
+          flush=True)
+    return {"a": plain.model, "b": crops.model}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -224,6 +245,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per raster (best)")
     parser.add_argument("--batch-size", type=int, default=16, help="patches per forward pass")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoints", type=Path, metavar="DIR",
+                        help="keep the two trained checkpoints here; if they are there already, "
+                             "predict with them instead of training (e.g. to try thresholds)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -250,25 +274,15 @@ def main() -> None:
           f"{100 * np.mean([s.label.max() == 0 for s in train.scenes]):.0f} % of the scenes "
           "without any", flush=True)
 
-    torch.manual_seed(args.seed)
-    stage1 = GLNetModule(train_config, Stage.GLOBAL, losses)
-    seconds = fit(stage1, train, args.steps_global, args.batch_global)
-    print(f"stage 1 (G): {args.steps_global} steps of {args.batch_global} scenes, "
-          f"{seconds:.0f} s", flush=True)
-    torch.manual_seed(args.seed)
-    plain = GLNetModule(train_config, Stage.GLOBAL_TO_LOCAL, losses,
-                        model=copy.deepcopy(stage1.model))
-    seconds = fit(plain, train, args.steps_local, 1)
-    print(f"(a) G->L: {args.steps_local} steps, {seconds:.0f} s", flush=True)
-    torch.manual_seed(args.seed)
-    crops = GLNetModule(train_config, Stage.GLOBAL_TO_LOCAL, losses,
-                        model=copy.deepcopy(stage1.model), coarse_to_fine=True)
-    seconds = fit(crops, train, args.steps_local, 1)
-    print(f"(b) G->L on coarse-to-fine crops: {args.steps_local} steps, {seconds:.0f} s",
-          flush=True)
-    models = {"a": plain.model, "b": crops.model}
     config = dataclasses.replace(train_config, stage=Stage.GLOBAL_TO_LOCAL)
     configs = {"a": config, "b": dataclasses.replace(config, coarse_to_fine=True)}
+    kept = {name: args.checkpoints / f"model_{name}.pt" for name in configs} \
+        if args.checkpoints else {}
+    if kept and all(path.exists() for path in kept.values()):
+        print(f"models (a) and (b) from {args.checkpoints} (no training)")
+        models = {name: load_checkpoint(path).model for name, path in kept.items()}
+    else:
+        models = train_models(train_config, losses, train, args)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -284,8 +298,8 @@ def main() -> None:
               f"batch size {args.batch_size}")
         checkpoints, counters = {}, {}
         for name, model in models.items():
-            path = save_checkpoint(folder / f"model_{name}.pt", model.eval(), configs[name],
-                                   overwrite=True)
+            path = save_checkpoint(kept.get(name, folder / f"model_{name}.pt"), model.eval(),
+                                   configs[name], overwrite=True)
             checkpoints[name] = load_checkpoint(path, device="cpu")
             counters[name] = PatchCounter(checkpoints[name].model)
         (folder / "out").mkdir()

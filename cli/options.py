@@ -18,7 +18,8 @@ mode_opt = click.option(
 skip_threshold_opt = click.option(
     "--skip-threshold", type=click.FloatRange(0, 1, min_open=True), metavar="P",
     help="Skip the local branch on patches where G predicts one class with a probability above "
-         "P everywhere, e.g. 0.95 (1.0 never skips).")
+         "P everywhere, e.g. 0.6: focal loss keeps GLNet's probabilities soft, so look at "
+         "--probabilities before choosing (1.0 never skips).")
 dataset_arg = click.argument("dataset", type=click.Choice(["deepglobe", "inria", "custom"]))
 
 

@@ -80,7 +80,7 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
     Examples:
       glnet-geo predict model.pt ortho.tif -o classes.tif --preview classes.png
       glnet-geo predict model.pt tiles/ -o classes/ --polygons polygons/ --workers 2
-      glnet-geo predict buildings.pt county.tif -o buildings.tif --skip-threshold 0.95
+      glnet-geo predict buildings.pt county.tif -o buildings.tif --skip-threshold 0.6
     """
     from glnet_geo.inference import predict_raster, predict_rasters
     from glnet_geo.io.reader import expand_inputs

@@ -129,7 +129,7 @@ class SceneSettings:
             raise InputError(f"batch size {batch_size}; expected at least 1 (--batch-size)")
         if skip_threshold is not None and not 0 < skip_threshold <= 1:
             raise InputError(f"--skip-threshold {skip_threshold}; expected a probability in "
-                             "(0, 1], e.g. 0.95 (1.0 never skips)")
+                             "(0, 1], e.g. 0.6 (1.0 never skips)")
         if mode is PredictMode.GLNET and config.coarse_to_fine:
             mode = PredictMode.COARSE_TO_FINE
         if mode is PredictMode.GLOBAL:

@@ -1,13 +1,16 @@
 """What does ``predict --workers 2`` cost or gain against one process, at equal total threads?
 
-Two configurations predict the same raster (>= 8 scenes) with the same
+Three configurations predict the same raster (>= 8 scenes) with the same
 random-weight ResNet-18 GLNet checkpoint, each in a fresh Python process:
 
 - ``single``: :func:`glnet_geo.predict_raster` in one process with 2 torch
   threads (the default path: no Dask, no parts on disk);
-- ``dask``: a :class:`dask.distributed.LocalCluster` of 2 worker processes
-  with 1 torch thread each (what ``--workers 2`` starts), scenes as tasks,
-  parts on disk, assembled into the same COG.
+- ``dask-1x2``: a :class:`dask.distributed.LocalCluster` of 1 worker process
+  with 2 torch threads (``--workers 1 --threads-per-worker 2``): the same
+  threads as ``single``, so the difference is Dask's own cost (tasks, parts
+  on disk, assembling the COG);
+- ``dask-2x1``: 2 worker processes with 1 torch thread each (what
+  ``--workers 2`` starts): the same total threads, split over processes.
 
 For each run it prints the wall time (for ``dask`` split into the cluster's
 start and the prediction), throughput in megapixels per second, the overhead
@@ -71,6 +74,12 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: Configuration -> (label, Dask worker processes, torch threads per process).
+CONFIGS = {"single": ("1 process x 2 threads", 0, 2),
+           "dask-1x2": ("--workers 1 --threads-per-worker 2", 1, 2),
+           "dask-2x1": ("--workers 2 (x 1 thread)", 2, 1)}
+
+
 def child(kind: str, checkpoint: str, raster: str, output: str, mode: str) -> dict:
     """Run one configuration in this (fresh) process and return its figures."""
     import torch
@@ -87,13 +96,14 @@ def child(kind: str, checkpoint: str, raster: str, output: str, mode: str) -> di
                 "peak_rss_mib": [_peak_rss_mib()]}
     from distributed import Client, LocalCluster
 
+    _, workers, threads = CONFIGS[kind]
     start = time.perf_counter()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         started = time.perf_counter() - start
         result = predict_raster(checkpoint, raster, output, mode=mode, device="cpu",
                                 progress=False, scheduler=cluster.scheduler_address,
-                                threads_per_worker=1)
+                                threads_per_worker=threads)
         wall = time.perf_counter() - start
         peaks = client.run(_peak_rss_mib)
     return {"scenes": result.scenes, "wall_s": wall, "start_s": started,
@@ -127,7 +137,7 @@ def main() -> None:
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
         for run in range(1, args.repeat + 1):
             single_wall = None
-            for kind in ("single", "dask"):
+            for kind in CONFIGS:
                 output = Path(tmp) / f"{kind}-{run}.tif"
                 out = subprocess.run([sys.executable, __file__, "--child", kind,
                                       str(checkpoint), str(raster), str(output), args.mode],
@@ -139,19 +149,20 @@ def main() -> None:
                     overhead = "-"
                 else:
                     overhead = f"{100 * (wall / single_wall - 1):+.1f} %"
-                label = "1 process x 2 threads" if kind == "single" else \
-                    "--workers 2 x 1 thread"
+                label = CONFIGS[kind][0]
                 peaks = ", ".join(f"{p:.0f}" for p in figures["peak_rss_mib"])
                 print(f"| {run} | {label} | {figures['scenes']} | {wall:.1f} | "
                       f"{figures['start_s']:.1f} | {megapixels / wall:.3f} | {overhead} "
                       f"| {peaks} |", flush=True)
             import rasterio
 
-            with rasterio.open(Path(tmp) / f"single-{run}.tif") as a, \
-                    rasterio.open(Path(tmp) / f"dask-{run}.tif") as b:
-                differ = int((a.read(1) != b.read(1)).sum())
-            print(f"run {run}: pixels whose class differs: {differ} of {a.width * a.height} "
-                  "(torch sums in another order with 2 threads than with 1)")
+            with rasterio.open(Path(tmp) / f"single-{run}.tif") as a:
+                single = a.read(1)
+            for kind in ("dask-1x2", "dask-2x1"):
+                with rasterio.open(Path(tmp) / f"{kind}-{run}.tif") as b:
+                    differ = int((single != b.read(1)).sum())
+                print(f"run {run}: {kind}: pixels whose class differs from single: {differ} "
+                      f"of {single.size} (with 1 thread torch sums in another order)")
     print(f"# load average {os.getloadavg()[0]:.1f} at end")
 
 

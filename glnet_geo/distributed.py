@@ -125,32 +125,20 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
         with client:
             yield client
         return
-    with dask.config.set({WORKER_ENVIRON: worker_environ()}):
+    with dask.config.set({KEEP_ADAPTIVE_MALLOC: None}):
         local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
                              dashboard_address=None)
     with local, Client(local) as client:
         yield client
 
 
-#: Dask's setting of the environment its nannies give new worker processes.
-WORKER_ENVIRON = "distributed.nanny.pre-spawn-environ"
-
-
-def worker_environ() -> dict[str, Any]:
-    """Return Dask's worker environment without ``MALLOC_TRIM_THRESHOLD_``.
-
-    Dask sets it so that workers give freed memory back to the system at
-    once. Setting it also turns off glibc's adaptive mmap threshold, so every
-    large tensor a forward pass allocates is mmapped and unmapped again: GLNet
-    then ran about 1.5 times slower in a worker than in a plain process
-    (``benchmarks/predict_dask.py``). The thread limits (``OMP_NUM_THREADS``
-    ...) stay; each task sets its torch threads itself.
-    """
-    import dask
-
-    environ = dict(dask.config.get(WORKER_ENVIRON, default={}) or {})
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return environ
+#: Dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` in new workers so that they give
+#: freed memory back at once; it also turns off glibc's adaptive mmap threshold, so
+#: every large tensor of a forward pass is mmapped and unmapped again and GLNet ran
+#: about 1.5 times slower in a worker (``benchmarks/predict_dask.py``). Setting this
+#: key to None (Dask's way to unset it) keeps glibc's default; the thread limits
+#: (``OMP_NUM_THREADS`` ...) stay, each task sets its torch threads itself.
+KEEP_ADAPTIVE_MALLOC = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 @dataclass(frozen=True)

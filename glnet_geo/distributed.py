@@ -125,7 +125,7 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
         with client:
             yield client
         return
-    with dask.config.set({KEEP_ADAPTIVE_MALLOC: None}):
+    with dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
         local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
                              dashboard_address=None)
     with local, Client(local) as client:
@@ -139,6 +139,9 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
 #: key to None (Dask's way to unset it) keeps glibc's default; the thread limits
 #: (``OMP_NUM_THREADS`` ...) stay, each task sets its torch threads itself.
 KEEP_ADAPTIVE_MALLOC = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: Dask workers sample their threads' stacks every 10 ms for the dashboard's profile,
+#: which a local cluster without a dashboard does not show; off, it costs nothing.
+WORKER_PROFILER = "distributed.worker.profile.enabled"
 
 
 @dataclass(frozen=True)

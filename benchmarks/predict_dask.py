@@ -94,15 +94,14 @@ def child(kind: str, checkpoint: str, raster: str, output: str, mode: str) -> di
         wall = time.perf_counter() - start
         return {"scenes": result.scenes, "wall_s": wall, "start_s": 0.0,
                 "peak_rss_mib": [_peak_rss_mib()]}
-    from distributed import Client, LocalCluster
+    from glnet_geo.distributed import Cluster, dask_client
 
     _, workers, threads = CONFIGS[kind]
     start = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with dask_client(Cluster(workers=workers)) as client:  # the cluster --workers starts
         started = time.perf_counter() - start
         result = predict_raster(checkpoint, raster, output, mode=mode, device="cpu",
-                                progress=False, scheduler=cluster.scheduler_address,
+                                progress=False, scheduler=client.scheduler.address,
                                 threads_per_worker=threads)
         wall = time.perf_counter() - start
         peaks = client.run(_peak_rss_mib)

@@ -30,22 +30,22 @@ import logging
 import multiprocessing
 import platform
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from glnet_geo.checkpoint import ModelConfig, Normalization
 from glnet_geo.datasets import synthetic
-from glnet_geo.datasets.sample import SceneViews, collate_scenes
+from glnet_geo.datasets.sample import SceneViews
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.evaluation import ScoringMode, evaluate, scene_probabilities
 from glnet_geo.training.module import GLNetModule, LossSettings
+from glnet_geo.training.trainer import fit_steps
 
 #: Scenes of 128 px seen globally at 64 px (G's logits: one per 8 x 8 pixels) and locally
 #: through 32 px patches (L's logits: one per 4 x 4 pixels).
@@ -70,18 +70,6 @@ class Scenes(Dataset):
     def __getitem__(self, index: int):
         scene = self.scenes[index]
         return self.views(scene.image, scene.label, name=str(index))
-
-
-def fit(module: GLNetModule, data: Scenes, steps: int, batch_size: int) -> float:
-    """Train ``module`` for ``steps`` optimizer steps; return the seconds taken."""
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, collate_fn=collate_scenes)
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0,
-                        limit_val_batches=0)
-    start = time.perf_counter()
-    trainer.fit(module, loader)
-    return time.perf_counter() - start
 
 
 def _peak_child(state_path: str, config: dict, mode: str, seed: int, threads: int, queue):
@@ -157,19 +145,19 @@ def main() -> None:
     torch.manual_seed(args.seed)
     glob = GLNetModule(config, Stage.GLOBAL, losses)
     runs.append(("global-only", glob.model, GLNetMode.GLOBAL,
-                 fit(glob, train, args.steps_global, args.batch_global), args.steps_global))
+                 fit_steps(glob, train, args.steps_global, args.batch_global), args.steps_global))
     torch.manual_seed(args.seed)
     local = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses, mode=GLNetMode.LOCAL)
     runs.append(("local-only", local.model, GLNetMode.LOCAL,
-                 fit(local, train, args.steps_local, 1), args.steps_local))
+                 fit_steps(local, train, args.steps_local, 1), args.steps_local))
     torch.manual_seed(args.seed)
     g2l = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses, model=copy.deepcopy(glob.model))
     runs.append(("GLNet G->L", g2l.model, GLNetMode.GLOBAL_TO_LOCAL,
-                 fit(g2l, train, args.steps_local, 1), args.steps_local))
+                 fit_steps(g2l, train, args.steps_local, 1), args.steps_local))
     torch.manual_seed(args.seed)
     bi = GLNetModule(config, Stage.LOCAL_TO_GLOBAL, losses, model=copy.deepcopy(g2l.model))
     runs.append(("GLNet G<->L", bi.model, GLNetMode.BIDIRECTIONAL,
-                 fit(bi, train, args.steps_bidirectional, 1), args.steps_bidirectional))
+                 fit_steps(bi, train, args.steps_bidirectional, 1), args.steps_bidirectional))
 
     names = list(synthetic.CLASS_NAMES)
     header = (f"{'model':<12} {'mIoU':>5}  " + " ".join(f"{n[:8]:>8}" for n in names)

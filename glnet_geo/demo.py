@@ -42,11 +42,11 @@ import numpy as np
 import rasterio
 import torch
 from affine import Affine
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
 from glnet_geo.datasets import synthetic
-from glnet_geo.datasets.sample import SceneSample, SceneViews, collate_scenes
+from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError, OutputExistsError
 from glnet_geo.inference import PredictMode, SceneSettings, predict_raster, predict_scene
 from glnet_geo.io.reader import RasterInput
@@ -55,6 +55,7 @@ from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.module import GLNetModule, LossSettings
+from glnet_geo.training.trainer import fit_steps
 
 log = logging.getLogger(__name__)
 
@@ -177,17 +178,6 @@ def write_sample_scene(image: str | os.PathLike, labels: str | os.PathLike,
     synthetic.write_scene(scene, image, labels, crs=CRS, transform=transform)
 
 
-def _fit(module: GLNetModule, data: Dataset, steps: int, batch_size: int) -> None:
-    import lightning as L
-
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, collate_fn=collate_scenes)
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0,
-                        limit_val_batches=0)
-    trainer.fit(module, loader)
-
-
 def train_models(settings: DemoSettings, echo: Callable[[str], None] = print
                  ) -> tuple[GLNet, GLNet]:
     """Train GLNet (stage 1, then G->L) and the local-only comparison model.
@@ -209,15 +199,15 @@ def train_models(settings: DemoSettings, echo: Callable[[str], None] = print
     echo(f"  stage 1, global branch: {settings.steps_global} steps")
     torch.manual_seed(settings.seed)
     stage1 = GLNetModule(config, Stage.GLOBAL, losses)
-    _fit(stage1, data, settings.steps_global, settings.batch_global)
+    fit_steps(stage1, data, settings.steps_global, settings.batch_global)
     echo(f"  stage 2, global->local: {settings.steps_local} steps")
     torch.manual_seed(settings.seed)
     stage2 = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses, model=stage1.model)
-    _fit(stage2, data, settings.steps_local, 1)
+    fit_steps(stage2, data, settings.steps_local, 1)
     echo(f"  local branch alone (for comparison): {settings.steps_local} steps")
     torch.manual_seed(settings.seed)
     local = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses, mode=GLNetMode.LOCAL)
-    _fit(local, data, settings.steps_local, 1)
+    fit_steps(local, data, settings.steps_local, 1)
     return stage2.model.eval(), local.model.eval()
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,8 +32,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, Dataset
 
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint, save_checkpoint
+from glnet_geo.datasets.sample import collate_scenes
 from glnet_geo.errors import CheckpointError, InputError, OutputExistsError
 from glnet_geo.models import GLNet
 from glnet_geo.models.stages import Stage
@@ -268,6 +271,31 @@ def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoin
     model = GLNet(config.num_classes, config.backbone, config.in_channels,
                   weights=settings.weights)
     return config, model
+
+
+def fit_steps(module: GLNetModule, data: Dataset, steps: int, batch_size: int) -> float:
+    """Train ``module`` for ``steps`` optimizer steps on the CPU, quietly (no logs, no checkpoints).
+
+    For short in-memory runs (the demo, the benchmarks); :func:`train` is the full loop.
+
+    Args:
+        module: The stage to train.
+        data: Scenes as :class:`~glnet_geo.datasets.sample.SceneSample` (shuffled).
+        steps: Optimizer steps.
+        batch_size: Scenes per step.
+
+    Returns:
+        The seconds ``Trainer.fit`` took.
+
+    """
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, collate_fn=collate_scenes)
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    start = time.perf_counter()
+    trainer.fit(module, loader)
+    return time.perf_counter() - start
 
 
 def train(data_settings: DataSettings, settings: TrainSettings, output: str | os.PathLike,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,35 @@ def make_raster(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture
+def corrupt_last_tile():
+    """Garble a tiled GeoTIFF's bottom-right 16 px tile (read by the last scene only).
+
+    The fixture is a function of the path that returns a repair function; the repair
+    restores the bytes and keeps the file's size and modification time, like a transient
+    read failure (the parts' manifest checks both).
+    """
+
+    def corrupt(path: Path) -> Callable[[], None]:
+        with rasterio.open(path) as src:
+            row, col = (src.height - 1) // 16, (src.width - 1) // 16
+            offset = int(src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
+            size = int(src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            original = f.read(size)
+            f.seek(offset)
+            f.write(b"\xff" * size)
+        stat = os.stat(path)
+
+        def repair() -> None:
+            with open(path, "r+b") as f:
+                f.seek(offset)
+                f.write(original)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+        return repair
+
+    return corrupt

@@ -39,33 +39,6 @@ def read(path, band=None):
         return src.read(band) if band else src.read()
 
 
-def corrupt_last_tile(path):
-    """Overwrite the bottom-right 16 px tile's compressed bytes (read by the last scene only).
-
-    Returns:
-        A function that restores the bytes but keeps the file's size and modification
-        time, like a transient read failure (the parts' manifest checks both).
-    """
-    with rasterio.open(path) as src:
-        last = (src.height - 1) // 16, (src.width - 1) // 16
-        offset = int(src.get_tag_item(f"BLOCK_OFFSET_{last[1]}_{last[0]}", "TIFF", bidx=1))
-        size = int(src.get_tag_item(f"BLOCK_SIZE_{last[1]}_{last[0]}", "TIFF", bidx=1))
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        original = f.read(size)
-        f.seek(offset)
-        f.write(b"\xff" * size)
-    stat = os.stat(path)
-
-    def restore():
-        with open(path, "r+b") as f:
-            f.seek(offset)
-            f.write(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-    return restore
-
-
 def tiled(make_raster, name="scene.tif", seed=0):
     return make_raster(name, SIDE, SIDE, seed=seed, tiled=True, blockxsize=16, blockysize=16,
                        compress="deflate")
@@ -110,7 +83,7 @@ def test_a_folder_of_rasters_on_workers(cluster, make_checkpoint, make_raster, t
 
 
 def test_a_failed_scene_is_named_and_the_others_are_kept_then_resumed(
-        cluster, make_checkpoint, make_raster, tmp_path, monkeypatch):
+        cluster, make_checkpoint, make_raster, tmp_path, monkeypatch, corrupt_last_tile):
     checkpoint = make_checkpoint()
     broken, good = tiled(make_raster, "broken.tif"), tiled(make_raster, "good.tif", seed=3)
     restore = corrupt_last_tile(broken)

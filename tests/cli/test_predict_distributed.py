@@ -1,4 +1,3 @@
-import os
 
 import numpy as np
 import pytest
@@ -22,31 +21,6 @@ def scheduler():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as local:
         yield local.scheduler_address
-
-
-def corrupt_last_tile(path):
-    """Garble the bottom-right tile (read by the last scene only); return a repair function.
-
-    The repair keeps the file's size and modification time, like a transient read failure.
-    """
-    with rasterio.open(path) as src:
-        row, col = (src.height - 1) // 16, (src.width - 1) // 16
-        offset = int(src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1))
-        size = int(src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1))
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        original = f.read(size)
-        f.seek(offset)
-        f.write(b"\xff" * size)
-    stat = os.stat(path)
-
-    def repair():
-        with open(path, "r+b") as f:
-            f.seek(offset)
-            f.write(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-    return repair
 
 
 def classes(path):
@@ -88,7 +62,7 @@ def test_a_folder_gives_one_output_per_input(scheduler, make_checkpoint, make_ra
 
 
 def test_a_failed_scene_is_one_line_and_resume_finishes(scheduler, make_checkpoint, make_raster,
-                                                        tmp_path):
+                                                        tmp_path, corrupt_last_tile):
     raster = make_raster("ortho.tif", SIDE, SIDE, tiled=True, blockxsize=16, blockysize=16,
                          compress="deflate")
     restore = corrupt_last_tile(raster)

@@ -56,6 +56,7 @@ def test_compact_foreground_relaxes_into_the_band(side, aspect, top, left):
     # Compact groups of 16 px or more: each row or column added changes the
     # ratio by less than the band's width, so growth cannot jump over it.
     height, width = side, max(4, round(side * aspect))
+    top, left = min(top, 200 - height), min(left, 200 - width)  # the whole group in the scene
     foreground = np.zeros((200, 200), bool)
     foreground[top:top + height, left:left + width] = True
     rows, cols = np.nonzero(foreground)

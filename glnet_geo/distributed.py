@@ -44,7 +44,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import rasterio
 import torch
 
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint, read_checkpoint
@@ -56,7 +55,7 @@ from glnet_geo.io.parts import (
     scaled_probabilities,
     write_part,
 )
-from glnet_geo.io.reader import RasterInput
+from glnet_geo.io.reader import RasterInput, block_cache
 from glnet_geo.io.scenes import Scene, default_halo, scene_grid
 
 if TYPE_CHECKING:
@@ -226,7 +225,7 @@ def run_scene_task(task: SceneTask, checkpoint: Checkpoint | None = None) -> int
     device = resolve_device(task.device)
     loaded = checkpoint or worker_checkpoint(task.checkpoint, device)
     config = loaded.config
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+    with block_cache(GDAL_CACHE_MB), \
             RasterInput.open(task.source, config.bands, config.normalization,
                              task.bands) as raster:
         prediction = predict_scene(loaded.model, raster, task.scene, task.settings, device,
@@ -472,7 +471,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
             continue
         if job.source in failed_sources:
             continue
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+        with block_cache(GDAL_CACHE_MB), \
                 RasterInput.open(job.source, config.bands, config.normalization,
                                  bands) as raster:
             cores = ((s.core, *job.store.read(s)) for s in job.scenes)

@@ -33,7 +33,6 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 import torch.nn.functional as F
 from rasterio.windows import Window
@@ -43,7 +42,7 @@ from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
 from glnet_geo.coarse_to_fine import BACKGROUND, confident_patches, refined_patches
 from glnet_geo.errors import InputError, OutputError
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
-from glnet_geo.io.reader import RasterInput
+from glnet_geo.io.reader import RasterInput, block_cache
 from glnet_geo.io.scenes import Scene, default_halo, scene_grid
 from glnet_geo.io.writer import (
     CLASS_NODATA,
@@ -573,7 +572,7 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold)
     scene_size = check_scene_size(config, scene_size)
     halo = default_halo(config.patch_size) if halo is None else int(halo)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), \
+    with block_cache(GDAL_CACHE_MB), \
             RasterInput.open(source, config.bands, config.normalization, bands) as raster:
         scenes = scene_grid(raster.height, raster.width, scene_size, halo)
         total = sum(settings.steps(scene) for scene in scenes)

@@ -1018,6 +1018,8 @@ def vectorize_raster(mask_path: str | os.PathLike, output_path: str | os.PathLik
     """
     import rasterio
 
+    from glnet_geo.io.reader import block_cache
+
     mask_path, output_path = Path(mask_path), Path(output_path)
     fmt = resolve_format(output_path, format)
     check_output(output_path, fmt, overwrite)
@@ -1032,7 +1034,7 @@ def vectorize_raster(mask_path: str | os.PathLike, output_path: str | os.PathLik
     if not mask_path.exists():
         raise InputError(f"class raster {mask_path} does not exist; check the path")
 
-    with rasterio.Env(GDAL_CACHEMAX=_cache_mb(block_size)):
+    with block_cache(_cache_mb(block_size)):
         try:
             src = rasterio.open(mask_path)
         except rasterio.errors.RasterioIOError as exc:

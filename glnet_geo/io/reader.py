@@ -41,6 +41,17 @@ if TYPE_CHECKING:
 GLOBAL_RESAMPLING = Resampling.bilinear
 
 
+def block_cache(megabytes: int) -> rasterio.Env:
+    """Return a rasterio environment that caps GDAL's block cache at ``megabytes``.
+
+    rasterio passes an integer ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``,
+    which counts bytes (GDAL's "below 100000 means megabytes" rule applies
+    only when GDAL reads the option itself), so ``rasterio.Env(GDAL_CACHEMAX=64)``
+    leaves a 64-byte cache and every read decodes its tiles again.
+    """
+    return rasterio.Env(GDAL_CACHEMAX=megabytes * 2**20)
+
+
 #: File extensions taken as rasters when an input is a folder.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 

@@ -11,6 +11,7 @@ from rasterio.windows import Window
 from glnet_geo.errors import InputError
 from glnet_geo.io.reader import (
     RasterInput,
+    block_cache,
     data_bands,
     expand_inputs,
     normalize,
@@ -95,6 +96,12 @@ def test_uint16_and_float32_normalisation(tmp_path):
         x, valid = raster.read(raster.window)
         assert not valid[0, 0] and valid.sum() == 15
         assert x[0, 0, 0] == 0 and np.allclose(x[0][valid], 0.25)
+
+
+def test_block_cache_is_capped_in_megabytes():
+    # rasterio hands GDAL an integer GDAL_CACHEMAX in bytes
+    with block_cache(64):
+        assert rasterio.env.get_gdal_config("GDAL_CACHEMAX") == 64 * 2**20
 
 
 def test_boundless_read_masks_outside_and_alpha(rgba):

@@ -1,8 +1,8 @@
 """Writing rasters block by block and publishing them as Cloud-Optimized GeoTIFFs.
 
 :class:`CogWriter` writes windows into a hidden, tiled, compressed GeoTIFF
-next to the final path, converts it into a COG with overviews
-(:func:`rio_cogeo.cogeo.cog_translate`) under another hidden name, and only
+next to the final path, converts it into a COG with overviews (GDAL's COG
+driver, through :func:`rasterio.shutil.copy`) under another hidden name, and only
 then moves it to its final name (:func:`os.replace`, atomic on one
 filesystem). Until :meth:`CogWriter.publish` nothing exists under the final
 name; :meth:`CogWriter.discard` (run on any exception, Ctrl-C included)
@@ -18,19 +18,18 @@ import json
 import os
 import tempfile
 import uuid
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
-from rio_cogeo.cogeo import cog_translate, cog_validate
-from rio_cogeo.profiles import cog_profiles
+from rio_cogeo.cogeo import cog_validate
 
 from glnet_geo.errors import OutputError, OutputExistsError
 
@@ -176,21 +175,20 @@ class CogWriter:
     def finish(self) -> None:
         """Close the temporary GeoTIFF and convert it into a COG with overviews.
 
-        The COG is validated with :func:`rio_cogeo.cogeo.cog_validate`; it
-        stays under a hidden name until :meth:`publish`.
+        GDAL's COG driver copies the pixels, the metadata, the palette and the
+        internal mask and builds the overviews, compressing on every core (the
+        model is idle by then). The COG is validated with
+        :func:`rio_cogeo.cogeo.cog_validate`; it stays under a hidden name
+        until :meth:`publish`.
         """
         if self._dataset is None:
             raise RuntimeError("CogWriter.finish called before open()")
         self._dataset.close()
         self._dataset = None
-        profile = cog_profiles.get("deflate")
-        profile.update(blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE, BIGTIFF="IF_SAFER")
-        with warnings.catch_warnings():  # rio-cogeo's own Affine deprecation noise
-            warnings.simplefilter("ignore", PendingDeprecationWarning)
-            cog_translate(self._partial, self._cog, profile, in_memory=False, quiet=True,
-                          overview_resampling=self.overview_resampling, forward_band_tags=True,
-                          allow_intermediate_compression=True,
-                          config={"GDAL_TIFF_INTERNAL_MASK": True})
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+            rasterio.shutil.copy(self._partial, self._cog, driver="COG", BLOCKSIZE=BLOCK_SIZE,
+                                 COMPRESS="DEFLATE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
+                                 OVERVIEW_RESAMPLING=self.overview_resampling.upper())
         self._partial.unlink(missing_ok=True)
         valid, errors, _ = cog_validate(self._cog, quiet=True)
         if not valid:

@@ -244,7 +244,8 @@ def _patch_batches(read_patches: PatchReader, windows: Sequence[Window], batch_s
 
 def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
                         settings: SceneSettings, device: torch.device,
-                        on_patches: Callable[[int], None] | None = None) -> torch.Tensor:
+                        on_patches: Callable[[int], None] | None = None, *,
+                        crop: Window | None = None, probabilities: bool = True) -> torch.Tensor:
     """Compute blended class probabilities over a scene's (padded) read window.
 
     The global view is a decimated read of the window, the patches windowed
@@ -258,11 +259,13 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
         device: Where the model runs.
         on_patches: Called with the number of patches after each sub-batch
             (or with 1 after the global pass in global mode).
+        crop: Return only this part of the read window (see :func:`blend_scene`).
+        probabilities: See :func:`blend_scene`.
 
     Returns:
         ``(K, H, W)`` float32 probabilities on ``device``; ``H, W`` are the
         read window's size, each padded up to the patch size if shorter
-        (padding at the bottom and right).
+        (padding at the bottom and right), or ``crop``'s.
 
     """
     height, width = settings.padded_shape(read)
@@ -275,13 +278,14 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
         return torch.from_numpy(np.stack(arrays)).to(device)
 
     return blend_scene(model, image, windows, read_patches, (height, width), settings,
-                       on_patches)
+                       on_patches, crop=crop, probabilities=probabilities)
 
 
 def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Window],
                 read_patches: PatchReader, scene_shape: tuple[int, int],
                 settings: SceneSettings,
-                on_patches: Callable[[int], None] | None = None) -> torch.Tensor:
+                on_patches: Callable[[int], None] | None = None, *,
+                crop: Window | None = None, probabilities: bool = True) -> torch.Tensor:
     """Run GLNet on a scene and blend its patches' probabilities.
 
     Each patch's logits are upsampled bilinearly to the patch size, turned
@@ -302,21 +306,27 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
         scene_shape: ``(H, W)`` of the scene in pixels.
         settings: How to predict.
         on_patches: Progress callback (see :func:`scene_probabilities`).
+        crop: Return only this window of the scene (e.g. a scene's core),
+            which spares the softmax or the division outside it.
+        probabilities: False allows scores with the same argmax instead of
+            probabilities where that is cheaper: in global mode, the upsampled
+            logits without their softmax.
 
     Returns:
-        ``(K, H, W)`` float32 probabilities.
+        ``(K, H, W)`` float32 probabilities (of ``crop`` if given).
 
     """
     height, width = scene_shape
+    rows, cols = (crop or Window(0, 0, width, height)).toslices()
     device = global_image.device
     with torch.inference_mode():
         if not settings.uses_patches:
             logits = model(global_image, None, None, mode=GLNetMode.GLOBAL).logits
-            probs = F.interpolate(logits, size=(height, width), mode="bilinear",
-                                  align_corners=False).softmax(1)[0]
+            scores = F.interpolate(logits, size=(height, width), mode="bilinear",
+                                   align_corners=False)[0, :, rows, cols]
             if on_patches is not None:
                 on_patches(1)
-            return probs
+            return scores.softmax(0) if probabilities else scores
         patch = settings.patch_size
         windows = list(windows)
         boxes = boxes_from_windows(windows, height, width)
@@ -325,9 +335,9 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
         weights = torch.zeros((height, width), device=device)
 
         def add(probs: torch.Tensor, window: Window) -> None:
-            rows, cols = window.toslices()
-            total[:, rows, cols] += probs * weight
-            weights[rows, cols] += weight
+            at = window.toslices()
+            total[(slice(None), *at)] += probs * weight
+            weights[at] += weight
 
         refined, global_output = list(range(len(windows))), None
         if settings.guided:  # G first; its prediction stands where L is not run
@@ -342,7 +352,7 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
             if on_patches is not None:
                 on_patches(len(windows) - len(refined))
             if not refined:
-                return total / weights
+                return total[:, rows, cols] / weights[rows, cols]
         windows = [windows[i] for i in refined]
         batches = _patch_batches(read_patches, windows, settings.batch_size, on_patches)
         for part in model.iter_scene(global_image, boxes[refined], batches,
@@ -353,7 +363,7 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
                                   align_corners=False).softmax(1)
             for p, window in zip(probs, windows[part.index], strict=True):
                 add(p, window)
-        return total / weights
+        return total[:, rows, cols] / weights[rows, cols]
 
 
 def patches_to_refine(coarse: torch.Tensor, windows: Sequence[Window],
@@ -403,9 +413,8 @@ def predict_scene(model: GLNet, raster: RasterInput, scene: Scene, settings: Sce
 
     """
     device = torch.device(device)
-    probs = scene_probabilities(model, raster, scene.read, settings, device, on_patches)
-    rows, cols = scene.core_in_read.toslices()
-    core = probs[:, rows, cols]
+    core = scene_probabilities(model, raster, scene.read, settings, device, on_patches,
+                               crop=scene.core_in_read, probabilities=with_probabilities)
     # max(0).indices is argmax(0) (first maximum on ties), several times faster on the CPU
     classes = core.max(0).indices.to(torch.uint8).cpu().numpy()
     valid = raster.valid_mask(scene.core)

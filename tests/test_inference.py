@@ -112,6 +112,10 @@ def test_streamed_prediction_equals_the_whole_array_in_memory(make_checkpoint, m
         written = src.read()
         assert np.array_equal(src.dataset_mask() != 0, valid)
     assert np.abs(written.astype(int) - np.rint(expected_probs * 255)).max() <= 1
+    # without --probabilities, global mode takes the argmax of the logits (no softmax)
+    predict_raster(checkpoint, raster, out, mode=mode, device="cpu", progress=False,
+                   overwrite=True)
+    assert np.array_equal(read(out), expected)
 
 
 def test_raster_smaller_than_a_patch(make_checkpoint, make_raster, tmp_path):

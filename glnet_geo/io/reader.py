@@ -18,6 +18,7 @@ neutral values there; the caller writes nodata over them.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import rasterio
 from rasterio import windows
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
@@ -259,8 +260,18 @@ class RasterInput:
         """The whole raster as a window."""
         return Window(0, 0, self.width, self.height)
 
-    def _valid(self, raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        valid = mask != 0
+    @functools.cached_property
+    def all_valid(self) -> bool:
+        """Whether every pixel is valid: no nodata, alpha band or mask, and integer pixels."""
+        return (all(flags == [MaskFlags.all_valid] for flags in self.dataset.mask_flag_enums)
+                and all(np.dtype(self.dataset.dtypes[b - 1]).kind in "iu" for b in self.bands))
+
+    def _valid(self, raw: np.ndarray, window: Window,
+               shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Return the validity of ``raw``, read from ``window`` (inside the raster) at ``shape``."""
+        if self.all_valid:  # spares reading GDAL's all-255 mask
+            return np.ones(raw.shape[1:], dtype=bool)
+        valid = self.dataset.dataset_mask(window=window, out_shape=shape) != 0
         if raw.dtype.kind == "f":
             valid &= np.isfinite(raw).all(axis=0)
         return valid
@@ -285,7 +296,7 @@ class RasterInput:
         if inside == window:
             raw = self.dataset.read(self.bands, window=window, out_shape=(len(self.bands), *shape),
                                     resampling=GLOBAL_RESAMPLING)
-            valid = self._valid(raw, self.dataset.dataset_mask(window=window, out_shape=shape))
+            valid = self._valid(raw, window, shape)
             return normalize(raw, valid, self.normalization), valid
         x = np.zeros((len(self.bands), height, width), dtype=np.float32)
         valid = np.zeros(shape, dtype=bool)
@@ -321,7 +332,7 @@ class RasterInput:
             rows = slice(int(inside.row_off) - row0, int(inside.row_off + inside.height) - row0)
             cols = slice(int(inside.col_off) - col0, int(inside.col_off + inside.width) - col0)
             raw[:, rows, cols] = part
-            valid[rows, cols] = self._valid(part, self.dataset.dataset_mask(window=inside))
+            valid[rows, cols] = self._valid(part, inside)
         return raw, valid
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:

@@ -98,6 +98,21 @@ def test_uint16_and_float32_normalisation(tmp_path):
         assert x[0, 0, 0] == 0 and np.allclose(x[0][valid], 0.25)
 
 
+def test_only_unmasked_integer_rasters_skip_the_mask(tmp_path, rgba):
+    data = np.ones((1, 4, 4), np.uint8)
+    plain = write(tmp_path / "plain.tif", data)
+    cases = {plain: True,
+             write(tmp_path / "nodata.tif", data, nodata=0): False,
+             write(tmp_path / "float.tif", data.astype(np.float32)): False,
+             rgba: False}
+    for path, expected in cases.items():
+        with RasterInput.open(path, [1], Norm(mean=[0.5], std=[0.25]), bands=[1]) as raster:
+            assert raster.all_valid is expected, path.name
+    with RasterInput.open(plain, [1], Norm(mean=[0.5], std=[0.25])) as raster:
+        assert raster.valid_mask(Window(-1, 0, 4, 4)).tolist() == [[False] + [True] * 3] * 4
+        assert raster.read_global(raster.window, (2, 2))[1].all()
+
+
 def test_block_cache_is_capped_in_megabytes():
     # rasterio hands GDAL an integer GDAL_CACHEMAX in bytes
     with block_cache(64):

@@ -21,6 +21,9 @@ prints:
   the same patch sub-batches), nothing read, blended or written;
 - on a GPU, ``torch.cuda.max_memory_allocated`` during predict.
 
+Each run first predicts a small warm-up raster in the same process (untimed),
+so one-off costs (torch's first calls, GDAL's drivers) count in neither figure.
+
 Rasters are 3-band uint8 GeoTIFFs (tiled 512 px, DEFLATE) written block by
 block into a temporary directory (never whole in memory) and deleted at the
 end; checkpoints are random-weight GLNets (weights do not change the cost).
@@ -200,6 +203,10 @@ def child(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint, device=device)
     settings = SceneSettings.from_config(checkpoint.config, args.mode, args.batch_size)
+    warmup = Path(args.output).with_suffix(".warmup.tif")
+    predict_raster(checkpoint, args.warmup, warmup, mode=args.mode, batch_size=args.batch_size,
+                   device=str(device), progress=False, overwrite=True)
+    warmup.unlink()
     _reset_peak_memory()
     loaded_mb = _memory_mb("VmRSS")
     if device.type == "cuda":
@@ -249,6 +256,7 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--raster", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -267,7 +275,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="predict-scaling-") as tmp:
         tmp = Path(tmp)
-        rasters = {}
+        rasters, warmup = {}, tmp / "warmup.tif"
+        write_raster(warmup, 2 * args.patch_size)
         for size in args.sizes:
             rasters[size] = tmp / f"raster-{size}.tif"
             start = time.perf_counter()
@@ -283,7 +292,8 @@ def main() -> None:
                         continue
                     output = tmp / f"classes-{backbone}-{mode}-{size}.tif"
                     command = [sys.executable, __file__, "--child", "--checkpoint",
-                               str(checkpoint), "--raster", str(rasters[size]), "--output",
+                               str(checkpoint), "--raster", str(rasters[size]), "--warmup",
+                               str(warmup), "--output",
                                str(output), "--mode", mode, "--device", args.device,
                                "--batch-size", str(args.batch_size)]
                     command += ["--random-alone"] if args.random_alone else []

@@ -43,7 +43,7 @@ from glnet_geo.coarse_to_fine import BACKGROUND, confident_patches, refined_patc
 from glnet_geo.errors import InputError, OutputError
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput, block_cache
-from glnet_geo.io.scenes import Scene, default_halo, scene_grid
+from glnet_geo.io.scenes import Scene, default_halo, in_bands, scene_grid
 from glnet_geo.io.writer import (
     CLASS_NODATA,
     CogWriter,
@@ -583,7 +583,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     halo = default_halo(config.patch_size) if halo is None else int(halo)
     with block_cache(GDAL_CACHE_MB), \
             RasterInput.open(source, config.bands, config.normalization, bands) as raster:
-        scenes = scene_grid(raster.height, raster.width, scene_size, halo)
+        scenes = in_bands(scene_grid(raster.height, raster.width, scene_size, halo),
+                          cached_band_width(raster, scene_size))
         total = sum(settings.steps(scene) for scene in scenes)
         with _progress(total, Path(source).name, progress) as bar:
             cores = _predicted_cores(loaded.model, raster, scenes, settings, torch_device,
@@ -593,6 +594,20 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                                    overwrite=overwrite)
     result.scenes = len(scenes)
     return result
+
+
+def cached_band_width(raster: RasterInput, scene_size: int) -> int:
+    """Return the width of the scene bands (:func:`~glnet_geo.io.scenes.in_bands`).
+
+    The widest band whose row of scenes (``scene_size`` rows of pixels plus up
+    to one block row, every band of the raster) fits in half of GDAL's block
+    cache (:data:`GDAL_CACHE_MB`), so the next row of scenes finds the overlap
+    still cached; at least one scene.
+    """
+    dataset = raster.dataset
+    rows = scene_size + dataset.block_shapes[0][0]
+    pixel_bytes = sum(np.dtype(dtype).itemsize for dtype in dataset.dtypes)
+    return max(scene_size, GDAL_CACHE_MB * 2**20 // 2 // (rows * pixel_bytes))
 
 
 def check_scene_size(config: ModelConfig, scene_size: int | None) -> int:
@@ -630,8 +645,8 @@ def _predicted_cores(model: GLNet, raster: RasterInput, scenes: Sequence[Scene],
                      settings: SceneSettings, device: torch.device, with_probabilities: bool,
                      bar) -> Iterator[Core]:
     """Predict the scenes one at a time, lazily, as :data:`Core` tuples."""
-    for scene in scenes:
-        bar.set_postfix_str(f"scene {scene.index + 1}/{len(scenes)}")
+    for done, scene in enumerate(scenes, start=1):
+        bar.set_postfix_str(f"scene {done}/{len(scenes)}")
         prediction = predict_scene(model, raster, scene, settings, device,
                                    with_probabilities=with_probabilities, on_patches=bar.update)
         scaled = None

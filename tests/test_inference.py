@@ -11,6 +11,7 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
+from glnet_geo import inference
 from glnet_geo.checkpoint import load_checkpoint
 from glnet_geo.errors import InputError, OutputExistsError
 from glnet_geo.inference import (
@@ -151,6 +152,21 @@ def test_scene_grid_adds_no_seams(make_checkpoint, make_raster, tmp_path):
     classes = read(several)
     assert len(np.unique(classes)) == 3
     assert np.array_equal(classes, read(single))
+
+
+def test_scenes_in_bands_write_the_same_raster(make_checkpoint, make_raster, tmp_path,
+                                               monkeypatch):
+    checkpoint = load_checkpoint(make_checkpoint(global_size=32, patch_size=32, min_overlap=8))
+    raster = make_raster(height=128, width=200)
+    rows = tmp_path / "rows.tif"
+    predict_raster(checkpoint, raster, rows, scene_size=80, halo=16, progress=False)
+    monkeypatch.setattr(inference, "GDAL_CACHE_MB", 0)  # bands one scene wide
+    with RasterInput.open(raster, [1, 2, 3], checkpoint.config.normalization) as opened:
+        assert inference.cached_band_width(opened, 80) == 80
+    bands = tmp_path / "bands.tif"
+    assert predict_raster(checkpoint, raster, bands, scene_size=80, halo=16,
+                          progress=False).scenes == 8
+    assert np.array_equal(read(bands), read(rows))
 
 
 @pytest.mark.parametrize("kind", ["utm", "geographic", "non-square", "uint16-1band", "4band"])

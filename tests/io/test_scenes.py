@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from rasterio.windows import Window
 
 from glnet_geo.errors import InputError
-from glnet_geo.io.scenes import default_halo, scene_grid
+from glnet_geo.io.scenes import default_halo, in_bands, scene_grid
 
 
 def test_one_scene_is_the_whole_raster():
@@ -23,6 +23,13 @@ def test_grid_of_scenes_with_halo():
     assert all(s.read.width == 400 and s.read.height == 400 for s in scenes)
     assert scenes[0].read == Window(0, 0, 400, 400)
     assert scenes[-1].read == Window(300, 600, 400, 400)
+
+
+def test_scenes_in_bands_go_down_each_band_first():
+    scenes = scene_grid(1000, 1000, scene_size=400, halo=50)  # 3 x 3 scenes, reads at 0 300 600
+    order = [s.index for s in in_bands(scenes, band_width=600)]
+    assert order == [0, 1, 3, 4, 6, 7, 2, 5, 8]
+    assert [s.index for s in in_bands(scenes, band_width=1000)] == list(range(9))
 
 
 @settings(max_examples=60, deadline=None)

@@ -8,7 +8,8 @@ The work is split so that it can be distributed later:
   returns the core's classes and probabilities with the core's window.
 - :func:`predict_raster` is the driver: it checks every input and output
   before the model runs, loops over the scene grid
-  (:func:`glnet_geo.io.scenes.scene_grid`), writes each core through windowed
+  (:func:`glnet_geo.io.scenes.scene_grid`, visited in bands that GDAL's block
+  cache holds: :func:`cached_band_width`), writes each core through windowed
   writes (:class:`glnet_geo.io.writer.CogWriter`) and publishes the
   Cloud-Optimized GeoTIFFs only when complete, then the optional preview and
   polygons. :func:`predict_rasters` does the same for several inputs.

@@ -202,6 +202,12 @@ def _inside(window: Window, bounds: Window) -> Window | None:
     return windows.intersection(window, bounds)
 
 
+def _slices_within(part: Window, window: Window) -> tuple[slice, slice]:
+    """Return the (row, column) slices of ``part`` in an array covering ``window``."""
+    return Window(part.col_off - window.col_off, part.row_off - window.row_off,
+                  part.width, part.height).toslices()
+
+
 class RasterInput:
     """A raster opened for prediction: band selection, masks, normalisation.
 
@@ -321,18 +327,15 @@ class RasterInput:
             (C, h, w) raw pixels in the raster's dtype and (h, w) validity.
 
         """
-        height, width = int(window.height), int(window.width)
-        row0, col0 = int(window.row_off), int(window.col_off)
         dtype = np.result_type(*(self.dataset.dtypes[b - 1] for b in self.bands))
-        raw = np.zeros((len(self.bands), height, width), dtype=dtype)
-        valid = np.zeros((height, width), dtype=bool)
+        raw = np.zeros((len(self.bands), int(window.height), int(window.width)), dtype=dtype)
+        valid = np.zeros(raw.shape[1:], dtype=bool)
         inside = _inside(window, self.window)
         if inside is not None:
             part = self.dataset.read(self.bands, window=inside)
-            rows = slice(int(inside.row_off) - row0, int(inside.row_off + inside.height) - row0)
-            cols = slice(int(inside.col_off) - col0, int(inside.col_off + inside.width) - col0)
-            raw[:, rows, cols] = part
-            valid[rows, cols] = self._valid(part, inside)
+            at = _slices_within(inside, window)
+            raw[(slice(None), *at)] = part
+            valid[at] = self._valid(part, inside)
         return raw, valid
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -348,4 +351,10 @@ class RasterInput:
 
     def valid_mask(self, window: Window) -> np.ndarray:
         """Return the (h, w) validity of a window (false outside the raster)."""
-        return self.read_raw(window)[1]
+        if not self.all_valid:
+            return self.read_raw(window)[1]
+        valid = np.zeros((int(window.height), int(window.width)), dtype=bool)
+        inside = _inside(window, self.window)
+        if inside is not None:  # no pixels to read: all of the raster is valid
+            valid[_slices_within(inside, window)] = True
+        return valid

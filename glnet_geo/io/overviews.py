@@ -2,13 +2,13 @@
 
 The overviews of a class raster should show the class most pixels have, not
 whichever pixel a nearest-neighbour lookup hits. GDAL's ``mode`` resampling
-does that but counts a histogram per output pixel, which made it the
-costliest step after the model for small rasters (3x the time of what
-follows). Each level here is the majority of 2 x 2 pixels of the level
-below, computed with a few vectorized comparisons, so
-:func:`write_mode_overviews` fills a GeoTIFF's overviews in a third of the
-time, one block at a time (memory does not grow with the raster). GDAL's COG
-driver then copies them (``OVERVIEWS=FORCE_USE_EXISTING``).
+does that, but it counts a histogram for every output pixel and was the
+largest cost outside the model when predicting small rasters. Here each level
+is the majority of 2 x 2 pixels of the level below, a few vectorized
+comparisons: :func:`write_mode_overviews` fills a GeoTIFF's overviews one
+block at a time (memory does not grow with the raster) and GDAL's COG driver
+then copies them (``OVERVIEWS=FORCE_USE_EXISTING``). Timings are in
+``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
 from glnet_geo.errors import OutputError, OutputExistsError
-from glnet_geo.io.overviews import write_mode_overviews
 
 #: Nodata value of the class raster: input nodata, masked or outside pixels.
 CLASS_NODATA = 255
@@ -94,9 +93,7 @@ class CogWriter:
         tags: Dataset metadata.
         band_tags: Metadata per band (1-based band index -> tags).
         band_descriptions: One description per band.
-        overview_resampling: Resampling of the COG's overviews: ``mode`` is
-            :func:`~glnet_geo.io.overviews.write_mode_overviews` (without an
-            internal mask), anything else GDAL's.
+        overview_resampling: Resampling of the COG's overviews.
 
     """
 
@@ -120,8 +117,6 @@ class CogWriter:
         self.tags = tags or {}
         self.band_tags = band_tags or {}
         self.band_descriptions = list(band_descriptions or [])
-        if overview_resampling == "mode" and internal_mask:
-            raise ValueError("mode overviews are not supported with an internal mask")
         self.overview_resampling = overview_resampling
         token = uuid.uuid4().hex[:8]
         self._partial = self.path.with_name(f".{self.path.name}.{token}.partial.tif")
@@ -180,11 +175,9 @@ class CogWriter:
     def finish(self) -> None:
         """Close the temporary GeoTIFF and convert it into a COG with overviews.
 
-        GDAL's COG driver copies the pixels, the metadata, the palette, the
-        internal mask and the overviews, compressing on every core (the model
-        is idle by then); it builds the overviews too unless they are ``mode``
-        ones, which :func:`~glnet_geo.io.overviews.write_mode_overviews` has
-        already written into the temporary GeoTIFF. The COG is validated with
+        GDAL's COG driver copies the pixels, the metadata, the palette and the
+        internal mask and builds the overviews, compressing on every core (the
+        model is idle by then). The COG is validated with
         :func:`rio_cogeo.cogeo.cog_validate`; it stays under a hidden name
         until :meth:`publish`.
         """
@@ -192,14 +185,10 @@ class CogWriter:
             raise RuntimeError("CogWriter.finish called before open()")
         self._dataset.close()
         self._dataset = None
-        overviews = {"OVERVIEW_RESAMPLING": self.overview_resampling.upper()}
-        if self.overview_resampling == "mode":
-            write_mode_overviews(self._partial, BLOCK_SIZE)
-            overviews = {"OVERVIEWS": "FORCE_USE_EXISTING"}
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
             rasterio.shutil.copy(self._partial, self._cog, driver="COG", BLOCKSIZE=BLOCK_SIZE,
                                  COMPRESS="DEFLATE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
-                                 **overviews)
+                                 OVERVIEW_RESAMPLING=self.overview_resampling.upper())
         self._partial.unlink(missing_ok=True)
         valid, errors, _ = cog_validate(self._cog, quiet=True)
         if not valid:
@@ -237,8 +226,7 @@ def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
 
     Band 1 carries the checkpoint's palette, the description ``class`` and the
     tag ``class_names`` (a JSON list, index = class id) plus one tag
-    ``class_<id>`` per class; nodata is 255; overviews are the majority class
-    (``mode``).
+    ``class_<id>`` per class; nodata is 255; overviews use ``mode``.
     """
     band_tags = {CLASS_NAMES_TAG: json.dumps(list(class_names))}
     band_tags.update({f"class_{i}": name for i, name in enumerate(class_names)})

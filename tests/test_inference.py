@@ -1,4 +1,11 @@
+import functools
+import http.server
+import io
 import json
+import re
+import shutil
+import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -381,3 +388,59 @@ def test_guided_prediction_refuses_what_it_cannot_do(make_checkpoint, stage, opt
     config = loaded(make_checkpoint(stage)).config
     with pytest.raises(InputError, match=message):
         SceneSettings.from_config(config, options.pop("mode", "glnet"), **options)
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files with HTTP range requests, which GDAL's ``/vsicurl/`` relies on."""
+
+    def log_message(self, *args):  # keep the test output quiet
+        pass
+
+    def send_head(self):
+        ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        path = Path(self.translate_path(self.path))
+        if not ranged or not path.is_file():
+            return super().send_head()
+        data = path.read_bytes()
+        start = int(ranged[1])
+        end = min(int(ranged[2] or len(data) - 1), len(data) - 1)
+        self.send_response(206)
+        self.send_header("Content-Type", "image/tiff")
+        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        return io.BytesIO(data[start:end + 1])
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """A folder served on the loopback interface; yields (folder, base URL)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(_RangeHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+
+
+def test_gdal_virtual_paths_predict_like_the_file(make_checkpoint, make_raster, http_folder,
+                                                  tmp_path):
+    raster = make_raster("scene.tif", height=90, width=110, tiled=True, blockxsize=32,
+                         blockysize=32)
+    folder, url = http_folder
+    shutil.copy(raster, folder / "scene.tif")
+    with zipfile.ZipFile(tmp_path / "scenes.zip", "w") as archive:
+        archive.write(raster, "scene.tif")
+    checkpoint = loaded(make_checkpoint())
+    expected = predict_raster(checkpoint, raster, tmp_path / "file.tif", progress=False)
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        for name, source in (("curl", f"/vsicurl/{url}/scene.tif"),
+                             ("zip", f"/vsizip/{tmp_path / 'scenes.zip'}/scene.tif")):
+            result = predict_raster(checkpoint, source, tmp_path / f"{name}.tif",
+                                    progress=False)
+            with rasterio.open(result.classes) as got, rasterio.open(expected.classes) as want:
+                assert (got.crs, got.transform, got.shape) == (want.crs, want.transform,
+                                                               want.shape)
+                assert np.array_equal(got.read(), want.read()), name

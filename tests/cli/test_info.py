@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from glnet_geo.cli import main
@@ -7,6 +8,8 @@ from glnet_geo.cli import main
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
+@pytest.mark.skipif(not (SHARED / "rasterio" / "RGB.byte.tif").exists(),
+                    reason="shared test data not available")
 def test_info_on_a_raster():
     result = CliRunner().invoke(main, ["info", str(SHARED / "rasterio" / "RGB.byte.tif")])
     assert result.exit_code == 0, result.output

@@ -83,6 +83,28 @@ def test_local_only_ablation_trains_the_plain_local_layers(scenes):
     assert changed and all(k.startswith("local_branch.") and "_ext" not in k for k in changed)
 
 
+class _RecordRates(L.Callback):
+    def __init__(self):
+        self.rates = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_index):
+        self.rates.append([group["lr"] for group in trainer.optimizers[0].param_groups])
+
+
+def test_learning_rates_follow_the_poly_schedule_over_the_stage(scenes):
+    losses = LossSettings(sub_batch_size=4, lr_global=1e-3, lr_local=2e-4)
+    for stage, lr in ((Stage.GLOBAL, 1e-3), (Stage.GLOBAL_TO_LOCAL, 2e-4)):
+        module = GLNetModule(CONFIG, stage, losses)
+        record = _RecordRates()
+        trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, callbacks=[record],
+                            enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False)
+        trainer.fit(module, DataLoader(scenes, batch_size=1, collate_fn=collate_scenes))
+        groups = len(trainer.optimizers[0].param_groups)
+        expected = [[pytest.approx(lr * (1 - step / 4) ** 0.9)] * groups for step in range(4)]
+        assert record.rates == expected  # 2 epochs of 2 steps: one schedule over the stage
+
+
 def test_validation_scores_whole_scenes(scenes):
     module = GLNetModule(CONFIG, Stage.GLOBAL_TO_LOCAL)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False,

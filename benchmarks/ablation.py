@@ -44,7 +44,7 @@ from glnet_geo.datasets.sample import SceneViews
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.evaluation import ScoringMode, evaluate, scene_probabilities
-from glnet_geo.training.module import GLNetModule, LossSettings
+from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
 from glnet_geo.training.trainer import fit_steps
 
 #: Scenes of 128 px seen globally at 64 px (G's logits: one per 8 x 8 pixels) and locally
@@ -139,7 +139,8 @@ def main() -> None:
                          normalization=NORMALIZATION, global_size=GLOBAL, patch_size=PATCH,
                          min_overlap=0, scene_size=SCENE)
     losses = LossSettings(gamma=args.gamma, lr_global=args.lr, lr_local=args.lr,
-                          sub_batch_size=(SCENE // PATCH) ** 2)
+                          sub_batch_size=(SCENE // PATCH) ** 2,
+                          lr_schedule=LRSchedule.CONSTANT)
 
     runs = []
     torch.manual_seed(args.seed)

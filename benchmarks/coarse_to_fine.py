@@ -75,7 +75,7 @@ from glnet_geo.inference import PredictMode, predict_raster
 from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet
 from glnet_geo.models.stages import Stage
-from glnet_geo.training.module import GLNetModule, LossSettings
+from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
 from glnet_geo.training.trainer import fit_steps
 
 #: The ablation recipe's sizes: 128 px scenes seen globally at 64 px (G's logits: one per
@@ -250,7 +250,8 @@ def main() -> None:
                                global_size=GLOBAL, patch_size=PATCH, min_overlap=0,
                                scene_size=SCENE)
     losses = LossSettings(gamma=args.gamma, lr_global=args.lr, lr_local=args.lr,
-                          sub_batch_size=(SCENE // PATCH) ** 2)
+                          sub_batch_size=(SCENE // PATCH) ** 2,
+                          lr_schedule=LRSchedule.CONSTANT)
 
     print(f"sparse building scenes: {SCENE} px training scenes, global view {GLOBAL} px, "
           f"patches {PATCH} px, ResNet-18, seed {args.seed}, {args.train_scenes} training "

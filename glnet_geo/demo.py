@@ -54,7 +54,7 @@ from glnet_geo.io.scenes import default_halo, scene_grid
 from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
-from glnet_geo.training.module import GLNetModule, LossSettings
+from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
 from glnet_geo.training.trainer import fit_steps
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class DemoSettings:
         steps_global: Optimizer steps of stage 1 (G).
         steps_local: Optimizer steps of stage 2 (G->L) and of the local-only model.
         batch_global: Scenes per step in stage 1 (stage 2 takes one scene a step).
-        lr: Adam learning rate of both branches (a short schedule from random
+        lr: Adam learning rate of both branches, constant (a short schedule from random
             weights; the paper's 1e-4 / 2e-5 assume ImageNet weights).
         gamma: Focal loss focusing parameter.
         seed: Seed of the weights and of the training order.
@@ -195,7 +195,8 @@ def train_models(settings: DemoSettings, echo: Callable[[str], None] = print
     data = TrainingScenes([TRAIN_SEED + i for i in range(settings.train_scenes)])
     config = model_config()
     losses = LossSettings(gamma=settings.gamma, lr_global=settings.lr, lr_local=settings.lr,
-                          sub_batch_size=(SCENE_SIZE // PATCH_SIZE) ** 2)
+                          sub_batch_size=(SCENE_SIZE // PATCH_SIZE) ** 2,
+                          lr_schedule=LRSchedule.CONSTANT)
     echo(f"  stage 1, global branch: {settings.steps_global} steps")
     torch.manual_seed(settings.seed)
     stage1 = GLNetModule(config, Stage.GLOBAL, losses)

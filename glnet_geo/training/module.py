@@ -18,9 +18,10 @@ class-balanced crops and G<->L merges the maps of the patches that coarse-to-fin
 prediction refines; scenes without foreground are left out.
 
 The loss of every scene (or sub-batch) is divided by their number, so a step
-follows the mean loss over the batch. The learning rates decay over the
-stage's steps as in the official code: ``lr * (1 - step / steps) ** 0.9``
-(its ``poly`` schedule). Validation predicts each scene whole in
+follows the mean loss over the batch. By default the learning rates decay over
+the stage's steps as in the official code: ``lr * (1 - step / steps) ** 0.9``
+(its ``poly`` schedule); the short from-scratch recipes of the demo and the
+benchmarks keep them constant (:attr:`LRSchedule.CONSTANT`). Validation predicts each scene whole in
 the stage's mode (:mod:`glnet_geo.training.evaluation`) and reports mIoU,
 pixel accuracy and per-class IoU from one confusion matrix.
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 import lightning as L
@@ -54,6 +56,15 @@ from glnet_geo.training.evaluation import ScoringMode, update_confusion
 POLY_POWER = 0.9
 
 
+class LRSchedule(StrEnum):
+    """How the learning rates change over a stage's steps."""
+
+    #: ``lr * (1 - step / steps) ** 0.9``, the official code's schedule.
+    POLY = "poly"
+    #: The starting rates throughout.
+    CONSTANT = "constant"
+
+
 @dataclass
 class LossSettings:
     """The losses and the optimizer of a stage.
@@ -65,6 +76,7 @@ class LossSettings:
         lr_local: Adam learning rate of L (2e-5).
         weight_decay: Adam L2 penalty (5e-4 in the official code).
         sub_batch_size: Patches per forward/backward pass.
+        lr_schedule: How the learning rates change over the stage.
 
     """
 
@@ -74,6 +86,7 @@ class LossSettings:
     lr_local: float = LR_LOCAL
     weight_decay: float = 5e-4
     sub_batch_size: int = 6
+    lr_schedule: LRSchedule = LRSchedule.POLY
 
 
 def training_mode(stage: Stage) -> GLNetMode:
@@ -116,7 +129,9 @@ class GLNetModule(L.LightningModule):
         prepare_stage(self.model, self.stage)
         self.val_confusion = ConfusionMatrix(config.num_classes, config.ignore_index)
         self.save_hyperparameters({"config": config.to_dict(), "stage": self.stage.value,
-                                   "losses": asdict(self.losses), "mode": self.mode.value,
+                                   "losses": asdict(self.losses) | {
+                                       "lr_schedule": LRSchedule(self.losses.lr_schedule).value},
+                                   "mode": self.mode.value,
                                    "coarse_to_fine": coarse_to_fine})
 
     def _targets(self, labels: torch.Tensor) -> torch.Tensor:
@@ -130,18 +145,17 @@ class GLNetModule(L.LightningModule):
         return focal_loss(logits.float(), self._targets(labels), self.losses.gamma, NO_LABEL)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """Adam over the parameters the stage trains, with the poly schedule.
+        """Adam over the parameters the stage trains, with the stage's schedule.
 
-        Adam starts from the paper's learning rates and is fused (one kernel
-        per step instead of one per tensor: about 10 % off a ResNet-18 G->L
-        step on two CPU cores). The schedule spans the stage's steps; a run
-        without a known length keeps the learning rates constant.
+        Adam starts from the paper's learning rates. The poly schedule spans
+        the stage's steps; a run without a known length keeps the rates constant.
         """
         groups = stage_parameter_groups(self.model, self.stage, self.losses.lr_global,
                                         self.losses.lr_local)
-        optimizer = torch.optim.Adam(groups, weight_decay=self.losses.weight_decay, fused=True)
+        optimizer = torch.optim.Adam(groups, weight_decay=self.losses.weight_decay)
         steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(steps):
+        if LRSchedule(self.losses.lr_schedule) is LRSchedule.CONSTANT or \
+                not math.isfinite(steps):
             return {"optimizer": optimizer}
         schedule = PolynomialLR(optimizer, total_iters=int(steps), power=POLY_POWER)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule,

@@ -7,7 +7,7 @@ from glnet_geo.checkpoint import ModelConfig, Normalization
 from glnet_geo.datasets import synthetic
 from glnet_geo.datasets.sample import SceneViews, collate_scenes
 from glnet_geo.models.stages import Stage
-from glnet_geo.training.module import GLNetModule, LossSettings
+from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
 
 CONFIG = ModelConfig(class_names=list(synthetic.CLASS_NAMES), backbone="resnet18",
                      normalization=Normalization(255.0, [0.5] * 3, [0.25] * 3),
@@ -103,6 +103,18 @@ def test_learning_rates_follow_the_poly_schedule_over_the_stage(scenes):
         groups = len(trainer.optimizers[0].param_groups)
         expected = [[pytest.approx(lr * (1 - step / 4) ** 0.9)] * groups for step in range(4)]
         assert record.rates == expected  # 2 epochs of 2 steps: one schedule over the stage
+
+
+def test_a_constant_schedule_keeps_the_starting_rates(scenes):
+    losses = LossSettings(sub_batch_size=4, lr_global=1e-3, lr_schedule=LRSchedule.CONSTANT)
+    module = GLNetModule(CONFIG, Stage.GLOBAL, losses)
+    record = _RecordRates()
+    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, callbacks=[record],
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, DataLoader(scenes, batch_size=2, collate_fn=collate_scenes))
+    assert record.rates == [[1e-3] * len(trainer.optimizers[0].param_groups)] * 3
+    assert module.hparams["losses"]["lr_schedule"] == "constant"  # a plain str in checkpoints
 
 
 def test_validation_scores_whole_scenes(scenes):

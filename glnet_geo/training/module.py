@@ -21,9 +21,10 @@ The loss of every scene (or sub-batch) is divided by their number, so a step
 follows the mean loss over the batch. By default the learning rates decay over
 the stage's steps as in the official code: ``lr * (1 - step / steps) ** 0.9``
 (its ``poly`` schedule); the short from-scratch recipes of the demo and the
-benchmarks keep them constant (:attr:`LRSchedule.CONSTANT`). Validation predicts each scene whole in
-the stage's mode (:mod:`glnet_geo.training.evaluation`) and reports mIoU,
-pixel accuracy and per-class IoU from one confusion matrix.
+benchmarks keep them constant (:attr:`LRSchedule.CONSTANT`). Validation
+predicts each scene whole in the stage's mode
+(:mod:`glnet_geo.training.evaluation`) and reports mIoU, pixel accuracy and
+per-class IoU from one confusion matrix.
 """
 
 from __future__ import annotations

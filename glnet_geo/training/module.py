@@ -89,6 +89,9 @@ class LossSettings:
     sub_batch_size: int = 6
     lr_schedule: LRSchedule = LRSchedule.POLY
 
+    def __post_init__(self) -> None:
+        self.lr_schedule = LRSchedule(self.lr_schedule)
+
 
 def training_mode(stage: Stage) -> GLNetMode:
     """Return the mode a stage trains in (and validates in)."""
@@ -131,7 +134,7 @@ class GLNetModule(L.LightningModule):
         self.val_confusion = ConfusionMatrix(config.num_classes, config.ignore_index)
         self.save_hyperparameters({"config": config.to_dict(), "stage": self.stage.value,
                                    "losses": asdict(self.losses) | {
-                                       "lr_schedule": LRSchedule(self.losses.lr_schedule).value},
+                                       "lr_schedule": self.losses.lr_schedule.value},
                                    "mode": self.mode.value,
                                    "coarse_to_fine": coarse_to_fine})
 
@@ -155,8 +158,7 @@ class GLNetModule(L.LightningModule):
                                         self.losses.lr_local)
         optimizer = torch.optim.Adam(groups, weight_decay=self.losses.weight_decay)
         steps = self.trainer.estimated_stepping_batches
-        if LRSchedule(self.losses.lr_schedule) is LRSchedule.CONSTANT or \
-                not math.isfinite(steps):
+        if self.losses.lr_schedule is LRSchedule.CONSTANT or not math.isfinite(steps):
             return {"optimizer": optimizer}
         schedule = PolynomialLR(optimizer, total_iters=int(steps), power=POLY_POWER)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule,

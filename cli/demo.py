@@ -15,16 +15,19 @@ from glnet_geo.cli.options import overwrite_opt
 @click.option("--steps-global", type=click.IntRange(min=1), default=300, show_default=True,
               help="Training steps of the global branch (stage 1).")
 @click.option("--steps-local", type=click.IntRange(min=1), default=250, show_default=True,
-              help="Training steps of the local branch (stage 2, and the local-only model).")
+              help="Training steps of the local-only model (the local branch alone).")
+@click.option("--steps-sharing", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Training steps of stage 2 (global->local), from the local-only model's L.")
 @click.option("--train-scenes", type=click.IntRange(min=1), default=48, show_default=True,
               help="Number of generated 128 px training scenes.")
 @overwrite_opt
 def command(output: str, sample_size: int, steps_global: int, steps_local: int,
-            train_scenes: int, overwrite: bool) -> None:
+            steps_sharing: int, train_scenes: int, overwrite: bool) -> None:
     """Run glnet-geo end to end on a seeded sample scene, on the CPU.
 
     Writes a georeferenced sample GeoTIFF (UTM zone 31N), trains a small
-    ResNet-18 GLNet (global branch, then global->local), predicts the scene
+    ResNet-18 GLNet (global branch; local branch alone; then global->local
+    from both), predicts the scene
     into a class COG, polygons (GeoPackage) and a preview PNG, scores
     global-only, local-only and GLNet against the scene's labels
     (evaluation.json) and prints the table and where each output is.
@@ -32,12 +35,14 @@ def command(output: str, sample_size: int, steps_global: int, steps_local: int,
     \b
     Examples:
       glnet-geo demo -o demo-output
-      glnet-geo demo -o quick --sample-size 512 --steps-global 50 --steps-local 30
+      glnet-geo demo -o quick --sample-size 512 --steps-global 50 --steps-local 30 \
+        --steps-sharing 20
     """
     from glnet_geo.demo import DemoSettings, run_demo
 
     settings = DemoSettings(sample_size=sample_size, steps_global=steps_global,
-                            steps_local=steps_local, train_scenes=train_scenes)
+                            steps_local=steps_local, steps_sharing=steps_sharing,
+                            train_scenes=train_scenes)
     result = run_demo(output, settings, overwrite=overwrite, echo=click.echo)
     click.echo("")
     click.echo(f"mIoU (%) on the {sample_size} x {sample_size} px sample scene:")

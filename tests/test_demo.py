@@ -14,7 +14,8 @@ from glnet_geo.datasets import synthetic
 from glnet_geo.demo import ROWS, DemoSettings, run_demo, score_classes, write_sample_scene
 from glnet_geo.errors import InputError, OutputExistsError
 
-TINY = DemoSettings(sample_size=256, train_scenes=2, steps_global=2, steps_local=1)
+TINY = DemoSettings(sample_size=256, train_scenes=2, steps_global=2, steps_local=1,
+                    steps_sharing=1)
 
 
 @pytest.fixture(scope="module")

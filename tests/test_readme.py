@@ -29,8 +29,9 @@ MARKER = re.compile(r"<!-- readme-test: (run|skip: .+?) -->")
 BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: Substitutions that keep the commands tiny: (README text, what runs here).
 TINY = [("--max-steps 100", "--max-steps 2"),
-        ("--sample-size 256 --steps-global 30 --steps-local 20",
-         "--sample-size 128 --steps-global 1 --steps-local 1 --train-scenes 1")]
+        ("--sample-size 256 --steps-global 30 --steps-local 20 --steps-sharing 10",
+         "--sample-size 128 --steps-global 1 --steps-local 1 --steps-sharing 1 "
+         "--train-scenes 1")]
 
 
 @dataclass
@@ -94,7 +95,8 @@ def test_skipped_blocks_use_real_commands_and_options():
 def workdir(tmp_path, monkeypatch):
     """A folder holding a tiny ``demo-output/``, with the venv's commands first on PATH."""
     run_demo(tmp_path / "demo-output",
-             DemoSettings(sample_size=192, train_scenes=2, steps_global=2, steps_local=1),
+             DemoSettings(sample_size=192, train_scenes=2, steps_global=2, steps_local=1,
+                          steps_sharing=1),
              echo=lambda line: None)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from glnet_geo.cli import main
 
 TINY = ["--sample-size", "128", "--train-scenes", "1", "--steps-global", "1",
-        "--steps-local", "1"]
+        "--steps-local", "1", "--steps-sharing", "1"]
 
 
 def test_demo_prints_the_table_and_the_outputs(tmp_path):

@@ -21,8 +21,8 @@ test: install
 lint: install
 	$(BIN)/ruff check glnet_geo cli tests benchmarks
 
-# The demo: sample scene -> training -> predict -> polygons, preview, scores (about 10 min
-# at most on 2 CPU cores). OpenMP threads that wait passively share a busy machine better.
+# The demo: sample scene -> training -> predict -> polygons, preview, scores (5 to 8 min
+# on 2 CPU cores). OpenMP threads that wait passively share a busy machine better.
 demo: install
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/glnet-geo demo -o demo-output --overwrite
 

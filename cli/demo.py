@@ -27,10 +27,10 @@ def command(output: str, sample_size: int, steps_global: int, steps_local: int,
 
     Writes a georeferenced sample GeoTIFF (UTM zone 31N), trains a small
     ResNet-18 GLNet (global branch; local branch alone; then global->local
-    from both), predicts the scene
-    into a class COG, polygons (GeoPackage) and a preview PNG, scores
-    global-only, local-only and GLNet against the scene's labels
-    (evaluation.json) and prints the table and where each output is.
+    from both), predicts the scene into a class COG, polygons (GeoPackage)
+    and a preview PNG, scores global-only, local-only and GLNet against the
+    scene's labels (evaluation.json) and prints the table and where each
+    output is.
 
     \b
     Examples:

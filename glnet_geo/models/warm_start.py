@@ -53,13 +53,12 @@ def _plain_layers(fpn: FPN) -> list[tuple[str, nn.Conv2d]]:
 
 def _identity_on_own_maps(smooth: nn.Conv2d) -> None:
     """Make ``smooth`` pass L's ps2 maps through and drop G's."""
+    out = torch.arange(PS3_CHANNELS)
+    level, offset = out // SMOOTH_CHANNELS, out % SMOOTH_CHANNELS
+    centre = smooth.kernel_size[0] // 2
     smooth.weight.zero_()
     smooth.bias.zero_()
-    centre = smooth.kernel_size[0] // 2
-    for level in range(PS3_CHANNELS // SMOOTH_CHANNELS):
-        for offset in range(SMOOTH_CHANNELS):
-            own = level * SMOOTH_CHANNELS + offset
-            smooth.weight[own, 2 * level * SMOOTH_CHANNELS + offset, centre, centre] = 1.0
+    smooth.weight[out, 2 * level * SMOOTH_CHANNELS + offset, centre, centre] = 1.0
 
 
 def _own_half(layer: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> None:

@@ -91,29 +91,29 @@ class _RecordRates(L.Callback):
         self.rates.append([group["lr"] for group in trainer.optimizers[0].param_groups])
 
 
+def _rates_while_fitting(module, scenes, steps, batch_size):
+    """Fit ``steps`` steps; return the rates of every group at each step and the group count."""
+    record = _RecordRates()
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, callbacks=[record],
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(module, DataLoader(scenes, batch_size=batch_size, collate_fn=collate_scenes))
+    return record.rates, len(trainer.optimizers[0].param_groups)
+
+
 def test_learning_rates_follow_the_poly_schedule_over_the_stage(scenes):
     losses = LossSettings(sub_batch_size=4, lr_global=1e-3, lr_local=2e-4)
     for stage, lr in ((Stage.GLOBAL, 1e-3), (Stage.GLOBAL_TO_LOCAL, 2e-4)):
-        module = GLNetModule(CONFIG, stage, losses)
-        record = _RecordRates()
-        trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=False, callbacks=[record],
-                            enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False)
-        trainer.fit(module, DataLoader(scenes, batch_size=1, collate_fn=collate_scenes))
-        groups = len(trainer.optimizers[0].param_groups)
+        rates, groups = _rates_while_fitting(GLNetModule(CONFIG, stage, losses), scenes, 4, 1)
         expected = [[pytest.approx(lr * (1 - step / 4) ** 0.9)] * groups for step in range(4)]
-        assert record.rates == expected  # 2 epochs of 2 steps: one schedule over the stage
+        assert rates == expected  # 2 epochs of 2 steps: one schedule over the stage
 
 
 def test_a_constant_schedule_keeps_the_starting_rates(scenes):
     losses = LossSettings(sub_batch_size=4, lr_global=1e-3, lr_schedule=LRSchedule.CONSTANT)
     module = GLNetModule(CONFIG, Stage.GLOBAL, losses)
-    record = _RecordRates()
-    trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False, callbacks=[record],
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
-    trainer.fit(module, DataLoader(scenes, batch_size=2, collate_fn=collate_scenes))
-    assert record.rates == [[1e-3] * len(trainer.optimizers[0].param_groups)] * 3
+    rates, groups = _rates_while_fitting(module, scenes, 3, 2)
+    assert rates == [[1e-3] * groups] * 3
     assert module.hparams["losses"]["lr_schedule"] == "constant"  # a plain str in checkpoints
 
 

@@ -134,10 +134,13 @@ def select_bands(dataset: rasterio.DatasetReader, checkpoint_bands: Sequence[int
     if bands is None:
         expected = max(checkpoint_bands)
         if len(available) != expected:
+            fix = (f"choose {n} of them with --bands, e.g. --bands "
+                   f"{','.join(str(b) for b in available[:n])}" if len(available) >= n else
+                   f"give a raster with {expected} bands or a checkpoint trained on "
+                   f"{len(available)} band(s)")
             raise InputError(
                 f"{name} has {len(available)} data band(s) but the checkpoint expects {expected} "
-                f"(it reads bands {list(checkpoint_bands)}); choose {n} of them with --bands, "
-                f"e.g. --bands {','.join(str(b) for b in available[:n])}")
+                f"(it reads bands {list(checkpoint_bands)}); {fix}")
         return [available[b - 1] for b in checkpoint_bands]
     bands = [int(b) for b in bands]
     if len(bands) != n:

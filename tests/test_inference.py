@@ -444,3 +444,21 @@ def test_gdal_virtual_paths_predict_like_the_file(make_checkpoint, make_raster, 
                 assert (got.crs, got.transform, got.shape) == (want.crs, want.transform,
                                                                want.shape)
             assert np.array_equal(read(result.classes), read(expected.classes)), name
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_only_on_a_terminal(make_checkpoint, make_raster, tmp_path, monkeypatch,
+                                         terminal):
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    predict_raster(loaded(make_checkpoint()), make_raster("scene.tif", 40, 50),
+                   tmp_path / "classes.tif")
+    if terminal:
+        assert "scene.tif" in stderr.getvalue() and "patch" in stderr.getvalue()
+    else:
+        assert stderr.getvalue() == ""

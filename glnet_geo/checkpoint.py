@@ -182,8 +182,14 @@ def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
     """Read a checkpoint file's raw payload safely, checking its format.
+
+    Args:
+        path: The file.
+        mmap: Map the tensors from the file instead of reading them into
+            memory (pages are read when first used, and copied only if
+            written to).
 
     Raises:
         CheckpointError: The file is missing, unsafe, not a glnet-geo
@@ -198,7 +204,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a checkpoint (not a torch zip file); give a .pt "
                               "file written by glnet-geo")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path} is not a safe glnet-geo checkpoint (refused to unpickle: "
@@ -235,6 +241,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         path: A file written by :func:`save_checkpoint`.
         device: Where to put the model.
 
+    The network is built without weights (on the meta device) and takes the
+    file's tensors, mapped from the file, as its own: no random
+    initialisation, and the weights are never held twice.
+
     Returns:
         The model in eval mode on ``device`` and its configuration.
 
@@ -242,9 +252,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         CheckpointError: Unsafe, foreign, wrong-version or incomplete file.
 
     """
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path, mmap=True)
     config = ModelConfig.from_dict(payload["config"])
-    model = config.build_model()
+    with torch.device("meta"):
+        model = config.build_model()
     state = payload["state_dict"]
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -259,5 +270,5 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
                 f"{path}: {key} has shape {tuple(value.shape)}, expected "
                 f"{tuple(expected[key].shape)} for {config.backbone} with "
                 f"{config.in_channels} bands and {config.num_classes} classes")
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)
     return Checkpoint(model=model.to(device).eval(), config=config)

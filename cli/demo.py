@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import overwrite_opt
+from glnet_geo.cli.options import overwrite_opt, precision_opt
 
 
 @click.command(short_help="Train, predict, vectorize and score a sample scene end to end.")
@@ -20,9 +20,10 @@ from glnet_geo.cli.options import overwrite_opt
               help="Training steps of stage 2 (global->local), from the local-only model's L.")
 @click.option("--train-scenes", type=click.IntRange(min=1), default=48, show_default=True,
               help="Number of generated 128 px training scenes.")
+@precision_opt
 @overwrite_opt
 def command(output: str, sample_size: int, steps_global: int, steps_local: int,
-            steps_sharing: int, train_scenes: int, overwrite: bool) -> None:
+            steps_sharing: int, train_scenes: int, precision: str, overwrite: bool) -> None:
     """Run glnet-geo end to end on a seeded sample scene, on the CPU.
 
     Writes a georeferenced sample GeoTIFF (UTM zone 31N), trains a small
@@ -42,7 +43,7 @@ def command(output: str, sample_size: int, steps_global: int, steps_local: int,
 
     settings = DemoSettings(sample_size=sample_size, steps_global=steps_global,
                             steps_local=steps_local, steps_sharing=steps_sharing,
-                            train_scenes=train_scenes)
+                            train_scenes=train_scenes, precision=precision)
     result = run_demo(output, settings, overwrite=overwrite, echo=click.echo)
     click.echo("")
     click.echo(f"mIoU (%) on the {sample_size} x {sample_size} px sample scene:")

@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from glnet_geo.cli.options import (
+    batch_size_opt,
     dataset_arg,
     dataset_opts,
     mode_opt,
     overwrite_opt,
+    precision_opt,
     skip_threshold_opt,
 )
 
@@ -26,15 +28,15 @@ from glnet_geo.cli.options import (
 @skip_threshold_opt
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH",
               help="Write the scores as JSON, and the confusion matrix as PATH.png beside it.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Patches per forward pass.")
+@batch_size_opt
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@precision_opt
 @overwrite_opt
 def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, ...],
             labels: tuple[str, ...], label_field: str | None, class_file: str | None,
             layer: str | None, paper_split: bool, inria_split: str, split: str, mode: str,
-            skip_threshold: float | None, json_path: str | None, batch_size: int, device: str,
-            overwrite: bool) -> None:
+            skip_threshold: float | None, json_path: str | None, batch_size: int | None,
+            device: str, precision: str, overwrite: bool) -> None:
     """Score CHECKPOINT on the labelled scenes of DATASET.
 
     Every scene is predicted whole, as 'glnet-geo predict' does, and its
@@ -49,6 +51,8 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
           --label-field class --json scores.json
     """  # noqa: D301 - click's \b keeps the examples unwrapped
     from glnet_geo.errors import OutputExistsError
+    from glnet_geo.inference import resolve_device
+    from glnet_geo.precision import resolve_precision
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.evaluation import evaluate_checkpoint
 
@@ -60,10 +64,12 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
                         label_field=label_field, classes=class_file, layer=layer,
                         paper_split=paper_split, inria_rule=inria_split)
     result = evaluate_checkpoint(checkpoint, data, split, mode, skip_threshold, batch_size,
-                                 device)
+                                 device, precision)
     click.echo(result.table())
     report = {"checkpoint": checkpoint, "dataset": dataset, "split": split, "mode": mode,
-              "skip_threshold": skip_threshold, **result.to_dict()}
+              "skip_threshold": skip_threshold,
+              "precision": resolve_precision(precision, resolve_device(device)).value,
+              **result.to_dict()}
     if dataset == "inria":
         building = result.class_iou("building")
         click.echo(f"building IoU: {100 * building:.1f}")

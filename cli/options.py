@@ -20,6 +20,14 @@ skip_threshold_opt = click.option(
     help="Skip the local branch on patches where G predicts one class with a probability above "
          "P everywhere, e.g. 0.6: focal loss keeps GLNet's probabilities soft, so look at "
          "--probabilities before choosing (1.0 never skips).")
+precision_opt = click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+    show_default=True,
+    help="What the network computes in. auto: bf16 on CPUs with native bf16 and on GPUs that "
+         "support it (fp16 on older GPUs), else fp32.")
+batch_size_opt = click.option(
+    "--batch-size", type=click.IntRange(min=1), metavar="N",
+    help="Patches per forward pass (bounds memory) [default: 1 on the CPU, 6 on a GPU].")
 dataset_arg = click.argument("dataset", type=click.Choice(["deepglobe", "inria", "custom"]))
 
 

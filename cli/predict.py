@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import mode_opt, output_opt, overwrite_opt, skip_threshold_opt
+from glnet_geo.cli.options import (
+    batch_size_opt,
+    mode_opt,
+    output_opt,
+    overwrite_opt,
+    precision_opt,
+    skip_threshold_opt,
+)
 
 
 def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -38,8 +45,8 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 @skip_threshold_opt
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
               help="Where the model runs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              metavar="N", help="Patches per forward pass (bounds memory).")
+@precision_opt
+@batch_size_opt
 @click.option("--scene-size", type=click.IntRange(min=1), metavar="PX",
               help="Side of the scenes GLNet sees whole [default: the checkpoint's].")
 @click.option("--halo", type=click.IntRange(min=0), metavar="PX",
@@ -61,7 +68,7 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 @overwrite_opt
 def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str | None,
             probabilities: str | None, preview: str | None, mode: str,
-            skip_threshold: float | None, device: str, batch_size: int,
+            skip_threshold: float | None, device: str, precision: str, batch_size: int | None,
             scene_size: int | None, halo: int | None, bands: list[int] | None,
             workers: int | None, threads_per_worker: int | None, scheduler: str | None,
             resume: bool, progress: bool | None, overwrite: bool) -> None:
@@ -87,7 +94,8 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
 
     sources = expand_inputs(inputs)
     options = dict(probabilities=probabilities, preview=preview, polygons=polygons, mode=mode,
-                   skip_threshold=skip_threshold, device=device, batch_size=batch_size,
+                   skip_threshold=skip_threshold, device=device, precision=precision,
+                   batch_size=batch_size,
                    scene_size=scene_size, halo=halo, bands=bands, overwrite=overwrite,
                    progress=progress, workers=workers, threads_per_worker=threads_per_worker,
                    scheduler=scheduler, resume=resume)
@@ -102,4 +110,5 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
             click.echo(f"{result.input}: already done -> {written}")
             continue
         resumed = f" ({result.resumed} resumed)" if result.resumed else ""
-        click.echo(f"{result.input}: {result.scenes} scene(s){resumed} -> {written}")
+        click.echo(f"{result.input}: {result.scenes} scene(s){resumed} in {result.precision} "
+                   f"-> {written}")

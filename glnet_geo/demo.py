@@ -30,6 +30,7 @@ Output folder::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -50,13 +51,20 @@ from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
 from glnet_geo.datasets import synthetic
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError, OutputExistsError
-from glnet_geo.inference import PredictMode, SceneSettings, predict_raster, predict_scene
+from glnet_geo.inference import (
+    CHANNELS_LAST,
+    PredictMode,
+    SceneSettings,
+    predict_raster,
+    predict_scene,
+)
 from glnet_geo.io.reader import RasterInput
 from glnet_geo.io.scenes import default_halo, scene_grid
 from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.models.warm_start import start_local_from
+from glnet_geo.precision import Precision, resolve_precision
 from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
 from glnet_geo.training.trainer import fit_steps
 
@@ -96,6 +104,8 @@ class DemoSettings:
             weights; the paper's 1e-4 / 2e-5 assume ImageNet weights).
         gamma: Focal loss focusing parameter.
         seed: Seed of the weights and of the training order.
+        precision: What the network computes in when it predicts and scores
+            (:class:`~glnet_geo.precision.Precision`).
 
     """
 
@@ -108,6 +118,7 @@ class DemoSettings:
     lr: float = 5e-4
     gamma: float = 6.0
     seed: int = 0
+    precision: str = Precision.AUTO.value
 
 
 #: The three rows of the demo's table: (name, checkpoint file, network mode).
@@ -224,7 +235,8 @@ def train_models(settings: DemoSettings, echo: Callable[[str], None] = print
 
 def score_raster(model: GLNet, config: ModelConfig, mode: GLNetMode,
                  image: str | os.PathLike, labels: str | os.PathLike,
-                 batch_size: int = 16) -> SegmentationScores:
+                 batch_size: int = 16, precision: Precision | str = Precision.AUTO
+                 ) -> SegmentationScores:
     """Predict ``image`` scene by scene, as ``glnet-geo predict`` does, and score it.
 
     Unlike :func:`~glnet_geo.inference.predict_raster` this runs any
@@ -239,11 +251,15 @@ def score_raster(model: GLNet, config: ModelConfig, mode: GLNetMode,
         image: The raster to predict.
         labels: Its class raster on the same grid.
         batch_size: Patches per forward pass.
+        precision: What the network computes in (a copy of ``model`` is
+            prepared for it; ``model`` is left as it is).
 
     Returns:
         mIoU, per-class IoU and the confusion matrix.
 
     """
+    dtype = resolve_precision(precision, "cpu").dtype
+    model = copy.deepcopy(model).eval().for_inference(dtype, channels_last=CHANNELS_LAST)
     settings = SceneSettings(mode=PredictMode.GLNET, network_mode=mode,
                              global_size=config.global_size, patch_size=config.patch_size,
                              min_overlap=config.min_overlap, batch_size=batch_size)
@@ -292,12 +308,14 @@ def run_demo(output: str | os.PathLike = "demo-output", settings: DemoSettings |
 
     Raises:
         OutputExistsError: ``output`` holds files and ``overwrite`` is false.
-        InputError: ``output`` is a file, or a sample smaller than one scene.
+        InputError: ``output`` is a file, a sample smaller than one scene, or a
+            precision this CPU cannot run.
 
     """
     settings = settings or DemoSettings()
     output = Path(output)
     _check_output(output, overwrite)
+    resolve_precision(settings.precision, "cpu")  # before any training
     if settings.sample_size < SCENE_SIZE:
         raise InputError(f"sample size {settings.sample_size} px is smaller than one scene "
                          f"({SCENE_SIZE} px); use at least {SCENE_SIZE}")
@@ -336,7 +354,7 @@ def run_demo(output: str | os.PathLike = "demo-output", settings: DemoSettings |
     predicted = predict_raster(checkpoint, files["sample scene (input)"], output / "classes.tif",
                                polygons=output / "classes.gpkg",
                                preview=output / "preview.png", device="cpu", batch_size=16,
-                               overwrite=True, progress=False)
+                               precision=settings.precision, overwrite=True, progress=False)
     files["class raster (COG)"] = predicted.classes
     files["polygons (GeoPackage)"] = predicted.polygons
     files["preview (PNG)"] = predicted.preview
@@ -352,7 +370,8 @@ def run_demo(output: str | os.PathLike = "demo-output", settings: DemoSettings |
         else:
             result.scores[row] = score_raster(models[name], config, mode,
                                               files["sample scene (input)"],
-                                              files["sample labels (truth)"])
+                                              files["sample labels (truth)"],
+                                              precision=settings.precision)
     timed("scoring", start)
     files["evaluation (JSON)"] = _write_evaluation(output / "evaluation.json", result, settings)
     return result

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint, read_checkpoint
+from glnet_geo.checkpoint import Checkpoint, ModelConfig, read_checkpoint
 from glnet_geo.errors import GLNetGeoError, InputError
 from glnet_geo.io.parts import (
     PartStore,
@@ -57,6 +57,7 @@ from glnet_geo.io.parts import (
 )
 from glnet_geo.io.reader import RasterInput, block_cache
 from glnet_geo.io.scenes import Scene, default_halo, scene_grid
+from glnet_geo.precision import Precision, resolve_precision
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -180,23 +181,26 @@ class SceneTask:
                 f"{w.row_off}..{w.row_off + w.height})")
 
 
-_CACHE: dict[tuple[str, int, int, str], Checkpoint] = {}
+_CACHE: dict[tuple[str, int, int, str, str], Checkpoint] = {}
 _LOADS: Counter[str] = Counter()
 _LOCK = threading.Lock()
 
 
-def worker_checkpoint(path: str | os.PathLike, device: str | torch.device) -> Checkpoint:
-    """Return the checkpoint at ``path``, loaded once per process.
+def worker_checkpoint(path: str | os.PathLike, device: str | torch.device,
+                      precision: Precision = Precision.FP32) -> Checkpoint:
+    """Return the checkpoint at ``path`` prepared for ``precision``, loaded once per process.
 
     The cache is keyed by path, size and modification time, so a checkpoint
     rewritten in place is loaded again; it holds one checkpoint (the last).
     """
+    from glnet_geo.inference import prepare_checkpoint
+
     stat = os.stat(path)
-    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, str(device))
+    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns, str(device), precision.value)
     with _LOCK:
         if key not in _CACHE:
             _CACHE.clear()
-            _CACHE[key] = load_checkpoint(path, device=device)
+            _CACHE[key] = prepare_checkpoint(path, torch.device(device), precision)
             _LOADS[os.fspath(path)] += 1
         return _CACHE[key]
 
@@ -223,12 +227,13 @@ def run_scene_task(task: SceneTask, checkpoint: Checkpoint | None = None) -> int
     if task.torch_threads is not None and torch.get_num_threads() != task.torch_threads:
         torch.set_num_threads(task.torch_threads)
     device = resolve_device(task.device)
-    loaded = checkpoint or worker_checkpoint(task.checkpoint, device)
+    settings = task.settings.on(device)
+    loaded = checkpoint or worker_checkpoint(task.checkpoint, device, settings.precision)
     config = loaded.config
     with block_cache(GDAL_CACHE_MB), \
             RasterInput.open(task.source, config.bands, config.normalization,
                              task.bands) as raster:
-        prediction = predict_scene(loaded.model, raster, task.scene, task.settings, device,
+        prediction = predict_scene(loaded.model, raster, task.scene, settings, device,
                                    with_probabilities=task.probabilities)
         transform = core_transform(raster.dataset.transform, task.scene.core)
     scaled = None
@@ -316,6 +321,33 @@ def run_tasks(tasks: Sequence[SceneTask], client: Client | None = None,
     return [SceneFailure(tasks[i], failed[i]) for i in sorted(failed)]
 
 
+def cluster_precision(precision: Precision | str, device: str,
+                      cluster: Cluster | None) -> Precision:
+    """Resolve the precision where the model runs: here, or on a worker of a remote cluster.
+
+    A local cluster runs on this machine, so this process resolves it; on an
+    existing cluster (``cluster.scheduler``) one worker does (workers of one
+    cluster are assumed alike).
+
+    Raises:
+        InputError: A precision the (worker's) device cannot run.
+
+    """
+    from glnet_geo.inference import resolve_device
+
+    if cluster is None or cluster.scheduler is None:
+        return resolve_precision(precision, resolve_device(device))
+    with dask_client(cluster) as client:
+        future = client.submit(_worker_precision, Precision.parse(precision), device, pure=False)
+        return Precision(future.result())
+
+
+def _worker_precision(precision: Precision, device: str) -> str:
+    from glnet_geo.inference import resolve_device
+
+    return resolve_precision(precision, resolve_device(device)).value
+
+
 def checkpoint_identity(checkpoint: Checkpoint | str | os.PathLike) -> dict[str, Any]:
     """Describe a checkpoint for a manifest: its file (path, size, mtime) or its weights' hash."""
     if isinstance(checkpoint, Checkpoint):
@@ -359,7 +391,8 @@ def _finished(plan: Sequence[Path | None]) -> bool:
 def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequence[str],
                      plans: Sequence[Sequence[Path | None]], *, mode: str = "glnet",
                      skip_threshold: float | None = None, device: str = "auto",
-                     batch_size: int = 8, scene_size: int | None = None,
+                     precision: Precision | str = Precision.AUTO,
+                     batch_size: int | None = None, scene_size: int | None = None,
                      halo: int | None = None, bands: Sequence[int] | None = None,
                      overwrite: bool = False, progress: bool | None = None,
                      resume: bool = False,
@@ -380,7 +413,9 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         mode: ``glnet``, ``global``, ``local`` or ``coarse-to-fine``.
         skip_threshold: Skip the local branch where G is this confident.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (on the workers).
-        batch_size: Patches per forward pass.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``
+            (:func:`cluster_precision`).
+        batch_size: Patches per forward pass (default: each device's).
         scene_size: Side of a scene in pixels (default: the checkpoint's).
         halo: Context around each core (default: half a patch).
         bands: 1-based input bands instead of the checkpoint's.
@@ -405,9 +440,9 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         PredictedRaster,
         SceneSettings,
         _check_outputs,
-        _load,
         check_scene_size,
         output_tags,
+        prepare_checkpoint,
         resolve_device,
         write_outputs,
     )
@@ -424,13 +459,16 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
             resuming = resume and parts_directory(job.plan[0]).exists()
             _check_outputs(job.source, job.plan, overwrite or resuming)
         jobs.append(job)
+    precision = cluster_precision(precision, device, cluster)
     if cluster is None:
-        loaded = _load(checkpoint, torch_device)
+        loaded = prepare_checkpoint(checkpoint, torch_device, precision)
         config = loaded.config
     else:
         loaded = None
         config = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
-    settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold)
+    settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold, precision)
+    if cluster is None:
+        settings = settings.on(torch_device)
     scene_size = check_scene_size(config, scene_size)
     halo = default_halo(config.patch_size) if halo is None else int(halo)
     identity = checkpoint_identity(checkpoint)
@@ -478,6 +516,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
             result = write_outputs(job.source, raster, config, cores, job.tags, *job.plan,
                                    overwrite=overwrite or resume)
         result.scenes, result.resumed = len(job.scenes), job.resumed
+        result.precision = settings.precision.value
         job.store.remove()
         results.append(result)
     if failures:

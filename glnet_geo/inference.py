@@ -25,6 +25,8 @@ GDAL's block cache is capped too (:data:`GDAL_CACHE_MB`).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,7 +43,7 @@ from rasterio.windows import Window
 import glnet_geo
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
 from glnet_geo.coarse_to_fine import BACKGROUND, confident_patches, refined_patches
-from glnet_geo.errors import InputError, OutputError
+from glnet_geo.errors import GLNetGeoError, InputError, OutputError
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput, block_cache
 from glnet_geo.io.scenes import Scene, default_halo, in_bands, scene_grid
@@ -54,6 +56,7 @@ from glnet_geo.io.writer import (
 )
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
+from glnet_geo.precision import Precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,20 @@ GUIDED_MODES = (GLNetMode.GLOBAL_TO_LOCAL, GLNetMode.AGGREGATE, GLNetMode.BIDIRE
 #: GDAL block cache while predicting, in MB: enough for a scene's reads and
 #: the output tiles it touches, and a bound on memory whatever the raster size.
 GDAL_CACHE_MB = 64
+
+#: Patches per forward pass by device type, measured with the ResNet-50 G->L
+#: on a 2448 px scene (benchmarks/inference_speed.py, RESULTS.md): on the CPU
+#: a sub-batch of 1 was the fastest and the leanest.
+DEFAULT_BATCH_SIZES = {"cpu": 1, "cuda": 6}
+
+#: Whether the model and its inputs use the channels-last memory format
+#: (faster convolutions in oneDNN and cuDNN; same classes).
+CHANNELS_LAST = True
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """Return the patches per forward pass used on ``device`` unless told otherwise."""
+    return DEFAULT_BATCH_SIZES.get(torch.device(device).type, 1)
 
 
 class PredictMode(StrEnum):
@@ -94,10 +111,13 @@ class SceneSettings:
         global_size: Side of the global view in pixels.
         patch_size: Side of the local patches in pixels.
         min_overlap: Minimum overlap of neighbouring patches in pixels.
-        batch_size: Patches per forward pass of the local branch.
+        batch_size: Patches per forward pass of the local branch (None: the
+            device's default, :func:`default_batch_size`).
         skip_threshold: Skip the local branch on patches where G predicts
             one class with a probability above this everywhere (G's
             prediction is kept there); None never skips.
+        precision: The dtype the network computes in (``auto``: resolved
+            where the model runs, :meth:`on`).
 
     """
 
@@ -106,18 +126,20 @@ class SceneSettings:
     global_size: int
     patch_size: int
     min_overlap: int
-    batch_size: int
+    batch_size: int | None = None
     skip_threshold: float | None = None
+    precision: Precision = Precision.AUTO
 
     @classmethod
     def from_config(cls, config: ModelConfig, mode: PredictMode | str = PredictMode.GLNET,
-                    batch_size: int = 8, skip_threshold: float | None = None
-                    ) -> SceneSettings:
+                    batch_size: int | None = None, skip_threshold: float | None = None,
+                    precision: Precision | str = Precision.AUTO) -> SceneSettings:
         """Build the settings for a checkpoint's configuration.
 
         Raises:
-            InputError: An unknown mode, a mode the checkpoint's stage cannot
-                run, a batch size below 1 or a skip threshold outside (0, 1].
+            InputError: An unknown mode or precision, a mode the checkpoint's
+                stage cannot run, a batch size below 1 or a skip threshold
+                outside (0, 1].
 
         """
         try:
@@ -125,7 +147,8 @@ class SceneSettings:
         except ValueError:
             raise InputError(f"unknown mode {mode!r}; expected one of "
                              f"{', '.join(m.value for m in PredictMode)}") from None
-        if batch_size < 1:
+        precision = Precision.parse(precision)
+        if batch_size is not None and batch_size < 1:
             raise InputError(f"batch size {batch_size}; expected at least 1 (--batch-size)")
         if skip_threshold is not None and not 0 < skip_threshold <= 1:
             raise InputError(f"--skip-threshold {skip_threshold}; expected a probability in "
@@ -142,7 +165,8 @@ class SceneSettings:
                                  "checkpoint trained further")
         settings = cls(mode=mode, network_mode=network_mode, global_size=config.global_size,
                        patch_size=config.patch_size, min_overlap=config.min_overlap,
-                       batch_size=batch_size, skip_threshold=skip_threshold)
+                       batch_size=batch_size, skip_threshold=skip_threshold,
+                       precision=precision)
         if settings.guided and (mode is PredictMode.LOCAL or network_mode not in GUIDED_MODES):
             what = ("--mode coarse-to-fine" if mode is PredictMode.COARSE_TO_FINE
                     else "--skip-threshold")
@@ -151,6 +175,17 @@ class SceneSettings:
                              f"coarse-to-fine, not --mode {mode.value} at stage "
                              f"'{config.stage.value}'")
         return settings
+
+    def on(self, device: torch.device | str) -> SceneSettings:
+        """Return these settings with the batch size and precision resolved for ``device``.
+
+        Raises:
+            InputError: A precision ``device`` cannot run.
+
+        """
+        batch_size = self.batch_size or default_batch_size(device)
+        return dataclasses.replace(self, batch_size=batch_size,
+                                   precision=resolve_precision(self.precision, device))
 
     @property
     def uses_patches(self) -> bool:
@@ -307,22 +342,24 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
         scene_shape: ``(H, W)`` of the scene in pixels.
         settings: How to predict.
         on_patches: Progress callback (see :func:`scene_probabilities`).
-        crop: Return only this window of the scene (e.g. a scene's core),
-            which spares the softmax or the division outside it.
+        crop: Return only this window of the scene (e.g. a scene's core):
+            the blending buffers cover only it.
         probabilities: False allows scores with the same argmax instead of
-            probabilities where that is cheaper: in global mode, the upsampled
-            logits without their softmax.
+            probabilities where that is cheaper: in global mode the upsampled
+            logits without their softmax, otherwise the weighted sums without
+            their division by the weights.
 
     Returns:
         ``(K, H, W)`` float32 probabilities (of ``crop`` if given).
 
     """
     height, width = scene_shape
-    rows, cols = (crop or Window(0, 0, width, height)).toslices()
+    area = crop or Window(0, 0, width, height)
+    rows, cols = area.toslices()
     device = global_image.device
     with torch.inference_mode():
         if not settings.uses_patches:
-            logits = model(global_image, None, None, mode=GLNetMode.GLOBAL).logits
+            logits = _float(model(global_image, None, None, mode=GLNetMode.GLOBAL).logits)
             scores = F.interpolate(logits, size=(height, width), mode="bilinear",
                                    align_corners=False)[0, :, rows, cols]
             if on_patches is not None:
@@ -332,39 +369,81 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
         windows = list(windows)
         boxes = boxes_from_windows(windows, height, width)
         weight = blend_weights(patch).to(device)
-        total = torch.zeros((model.num_classes, height, width), device=device)
-        weights = torch.zeros((height, width), device=device)
+        total = torch.zeros((model.num_classes, int(area.height), int(area.width)),
+                            device=device)
+        weights = torch.zeros(total.shape[1:], device=device)
 
         def add(probs: torch.Tensor, window: Window) -> None:
-            at = window.toslices()
-            total[(slice(None), *at)] += probs * weight
-            weights[at] += weight
+            """Add a patch's weighted probabilities where its window meets ``area``."""
+            inside = _overlap(window, area)
+            if inside is None:
+                return
+            source, target = inside
+            total[(slice(None), *target)] += probs[(slice(None), *source)] * weight[source]
+            weights[target] += weight[source]
+
+        def result() -> torch.Tensor:
+            # weights > 0 everywhere, so the weighted sums have the argmax of the means
+            return total / weights if probabilities else total
 
         refined, global_output = list(range(len(windows))), None
         if settings.guided:  # G first; its prediction stands where L is not run
             first = (model.fixed_global_branch if settings.network_mode is
                      GLNetMode.BIDIRECTIONAL else model.global_branch)
             global_output = first(global_image)
-            coarse = F.interpolate(global_output.logits, size=(height, width), mode="bilinear",
-                                   align_corners=False).softmax(1)[0]
+            coarse = F.interpolate(_float(global_output.logits), size=(height, width),
+                                   mode="bilinear", align_corners=False).softmax(1)[0]
             refined = patches_to_refine(coarse, windows, settings)
             for i in sorted(set(range(len(windows))) - set(refined)):
                 add(coarse[(slice(None), *windows[i].toslices())], windows[i])
+            del coarse
             if on_patches is not None:
                 on_patches(len(windows) - len(refined))
             if not refined:
-                return total[:, rows, cols] / weights[rows, cols]
+                return result()
         windows = [windows[i] for i in refined]
-        batches = _patch_batches(read_patches, windows, settings.batch_size, on_patches)
+        batch_size = settings.batch_size or default_batch_size(device)
+        batches = _patch_batches(read_patches, windows, batch_size, on_patches)
         for part in model.iter_scene(global_image, boxes[refined], batches,
                                      mode=settings.network_mode, scene_shape=(height, width),
                                      global_output=global_output):
             logits = part.local_logits if settings.mode is PredictMode.LOCAL else part.logits
-            probs = F.interpolate(logits, size=(patch, patch), mode="bilinear",
+            probs = F.interpolate(_float(logits), size=(patch, patch), mode="bilinear",
                                   align_corners=False).softmax(1)
             for p, window in zip(probs, windows[part.index], strict=True):
                 add(p, window)
-        return total[:, rows, cols] / weights[rows, cols]
+        return result()
+
+
+def _float(logits: torch.Tensor) -> torch.Tensor:
+    """Return logits as float32 for blending; fp16 ones must be finite.
+
+    Raises:
+        GLNetGeoError: fp16 overflowed (infinite or NaN logits).
+
+    """
+    if logits.dtype == torch.float16 and not torch.isfinite(logits).all():
+        raise GLNetGeoError("the network overflowed in fp16 (non-finite logits); predict "
+                            "with --precision bf16 or --precision fp32")
+    return logits.float()
+
+
+def _overlap(window: Window, area: Window) -> tuple[tuple[slice, slice],
+                                                      tuple[slice, slice]] | None:
+    """Where ``window`` meets ``area`` (both in scene pixels), or None.
+
+    Returns:
+        The rows and columns of the overlap relative to ``window`` and to
+        ``area``.
+
+    """
+    top, left = max(window.row_off, area.row_off), max(window.col_off, area.col_off)
+    bottom = min(window.row_off + window.height, area.row_off + area.height)
+    right = min(window.col_off + window.width, area.col_off + area.width)
+    if top >= bottom or left >= right:
+        return None
+    return tuple((slice(int(top - w.row_off), int(bottom - w.row_off)),
+                  slice(int(left - w.col_off), int(right - w.col_off))) for w in (window, area))
 
 
 def patches_to_refine(coarse: torch.Tensor, windows: Sequence[Window],
@@ -462,6 +541,7 @@ class PredictedRaster:
         polygons: The polygons file, if asked for.
         scenes: Number of scenes of the input.
         resumed: Scenes taken from an interrupted run rather than predicted.
+        precision: The precision the network computed in.
 
     """
 
@@ -472,13 +552,29 @@ class PredictedRaster:
     polygons: Path | None = None
     scenes: int = 0
     resumed: int = 0
+    precision: str = ""
 
 
-def _load(checkpoint: Checkpoint | str | os.PathLike, device: torch.device) -> Checkpoint:
+def prepare_checkpoint(checkpoint: Checkpoint | str | os.PathLike, device: torch.device,
+                       precision: Precision) -> Checkpoint:
+    """Load a checkpoint (or take a loaded one) prepared for prediction.
+
+    The network is put on ``device`` and prepared by
+    :meth:`~glnet_geo.models.GLNet.for_inference` for ``precision`` (a
+    resolved one). A loaded :class:`Checkpoint` is left as it is: its network
+    is copied first, unless it was already prepared so.
+    """
+    dtype = precision.dtype
     if isinstance(checkpoint, Checkpoint):
-        checkpoint.model.to(device).eval()
-        return checkpoint
-    return load_checkpoint(checkpoint, device=device)
+        if checkpoint.model.inference_dtype == dtype:
+            checkpoint.model.to(device)
+            return checkpoint
+        checkpoint = Checkpoint(model=copy.deepcopy(checkpoint.model).eval(),
+                                config=checkpoint.config)
+    else:
+        checkpoint = load_checkpoint(checkpoint, device=device)
+    checkpoint.model.to(device).for_inference(dtype, channels_last=CHANNELS_LAST)
+    return checkpoint
 
 
 def _check_outputs(source: str, outputs: Sequence[Path | None], overwrite: bool) -> None:
@@ -508,7 +604,9 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    polygons: str | os.PathLike | None = None,
                    mode: PredictMode | str = PredictMode.GLNET,
                    skip_threshold: float | None = None, device: str = "auto",
-                   batch_size: int = 8, scene_size: int | None = None, halo: int | None = None,
+                   precision: Precision | str = Precision.AUTO,
+                   batch_size: int | None = None, scene_size: int | None = None,
+                   halo: int | None = None,
                    bands: Sequence[int] | None = None, overwrite: bool = False,
                    progress: bool | None = None, workers: int | None = None,
                    threads_per_worker: int | None = None, scheduler: str | None = None,
@@ -539,7 +637,10 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
             one class with a probability above this everywhere (None or
             1.0: never).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        batch_size: Patches per forward pass.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``
+            (:mod:`glnet_geo.precision`).
+        batch_size: Patches per forward pass (default: the device's,
+            :func:`default_batch_size`).
         scene_size: Side of a scene in pixels (default: the checkpoint's).
         halo: Context kept around each scene's core where scenes meet
             (default: half a patch).
@@ -569,17 +670,19 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     paths = [Path(output), *(Path(p) if p is not None else None
                              for p in (probabilities, preview, polygons))]
     options = dict(mode=mode, skip_threshold=skip_threshold, device=device,
-                   batch_size=batch_size, scene_size=scene_size, halo=halo, bands=bands,
-                   overwrite=overwrite, progress=progress)
+                   precision=precision, batch_size=batch_size, scene_size=scene_size, halo=halo,
+                   bands=bands, overwrite=overwrite, progress=progress)
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
     in_parts = _predict_in_parts(checkpoint, [source], [paths], cluster, resume, options)
     if in_parts is not None:
         return in_parts[0]
     torch_device = resolve_device(device)
     _check_outputs(source, paths, overwrite)
-    loaded = _load(checkpoint, torch_device)
+    precision = resolve_precision(precision, torch_device)
+    loaded = prepare_checkpoint(checkpoint, torch_device, precision)
     config = loaded.config
-    settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold)
+    settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold,
+                                         precision).on(torch_device)
     scene_size = check_scene_size(config, scene_size)
     halo = default_halo(config.patch_size) if halo is None else int(halo)
     with block_cache(GDAL_CACHE_MB), \
@@ -593,7 +696,7 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
             result = write_outputs(source, raster, config, cores,
                                    output_tags(source, settings, scene_size, halo), *paths,
                                    overwrite=overwrite)
-    result.scenes = len(scenes)
+    result.scenes, result.precision = len(scenes), settings.precision.value
     return result
 
 
@@ -631,7 +734,8 @@ def output_tags(source: str, settings: SceneSettings, scene_size: int,
     """Return the dataset metadata of the rasters predicted from ``source``."""
     tags = {"software": f"glnet-geo {glnet_geo.__version__}", "source": Path(source).name,
             "predict_mode": settings.mode.value, "network_mode": settings.network_mode.value,
-            "scene_size": str(scene_size), "halo": str(halo)}
+            "precision": settings.precision.value, "scene_size": str(scene_size),
+            "halo": str(halo)}
     if settings.skip_threshold is not None:
         tags["skip_threshold"] = str(settings.skip_threshold)
     return tags
@@ -775,7 +879,8 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
                     preview: str | os.PathLike | None = None,
                     polygons: str | os.PathLike | None = None,
                     polygon_suffix: str = ".gpkg", overwrite: bool = False,
-                    device: str = "auto", workers: int | None = None,
+                    device: str = "auto", precision: Precision | str = Precision.AUTO,
+                    workers: int | None = None,
                     threads_per_worker: int | None = None, scheduler: str | None = None,
                     resume: bool = False, **options) -> list[PredictedRaster]:
     """Predict several rasters; ``output`` (and each optional path) is a directory.
@@ -795,6 +900,7 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         polygon_suffix: File extension of the polygon files (the format).
         overwrite: Replace existing outputs.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         workers: Predict on a local Dask cluster of this many processes.
         threads_per_worker: Torch threads of each Dask task.
         scheduler: Predict on the Dask cluster at this address.
@@ -818,12 +924,16 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
     sources = [os.fspath(source) for source in inputs]
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
     in_parts = _predict_in_parts(checkpoint, sources, plans, cluster, resume,
-                                 {"device": device, "overwrite": overwrite, **options})
+                                 {"device": device, "precision": precision,
+                                  "overwrite": overwrite, **options})
     if in_parts is not None:
         return in_parts
     for source, plan in zip(inputs, plans, strict=True):
         _check_outputs(os.fspath(source), plan, overwrite)
-    loaded = _load(checkpoint, resolve_device(device))
+    torch_device = resolve_device(device)
+    precision = resolve_precision(precision, torch_device)
+    loaded = prepare_checkpoint(checkpoint, torch_device, precision)
     return [predict_raster(loaded, source, plan[0], probabilities=plan[1], preview=plan[2],
-                           polygons=plan[3], overwrite=overwrite, device=device, **options)
+                           polygons=plan[3], overwrite=overwrite, device=device,
+                           precision=precision, **options)
             for source, plan in zip(inputs, plans, strict=True)]

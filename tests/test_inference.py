@@ -28,11 +28,13 @@ from glnet_geo.inference import (
     patches_to_refine,
     predict_raster,
     predict_rasters,
+    prepare_checkpoint,
 )
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput, normalize
 from glnet_geo.models import GLNetMode
 from glnet_geo.models.stages import Stage
+from glnet_geo.precision import Precision
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 _LOADED = {}
@@ -49,9 +51,11 @@ def reference_prediction(checkpoint, raster_path, mode=PredictMode.GLNET):
     """The whole raster through GLNet at once, in memory: no scenes, no sub-batches, no disk.
 
     The global view is built by the same decimated read (on an in-memory copy of the
-    array); the patches are slices of the whole normalised array.
+    array); the patches are slices of the whole normalised array. The network is the one
+    ``predict --precision fp32`` runs (batch norm folded, channels-last).
     """
-    config, model = checkpoint.config, checkpoint.model
+    config = checkpoint.config
+    model = prepare_checkpoint(checkpoint, torch.device("cpu"), Precision.FP32).model
     settings = SceneSettings.from_config(config, mode)
     with rasterio.open(raster_path) as src:
         raw, profile = src.read(config.bands), src.profile
@@ -111,7 +115,7 @@ def test_streamed_prediction_equals_the_whole_array_in_memory(make_checkpoint, m
     raster = make_raster(height=100, width=90, nodata=0)  # one 160 px scene, 2x2 patches
     out, probs = tmp_path / "classes.tif", tmp_path / "probs.tif"
     result = predict_raster(checkpoint, raster, out, probabilities=probs, mode=mode,
-                            batch_size=3, device="cpu", progress=False)
+                            batch_size=3, device="cpu", precision="fp32", progress=False)
     assert result.scenes == 1
     expected, expected_probs, valid = reference_prediction(checkpoint, raster, mode)
     assert len(np.unique(expected)) >= 2, "the test model must predict several classes"
@@ -121,8 +125,8 @@ def test_streamed_prediction_equals_the_whole_array_in_memory(make_checkpoint, m
         assert np.array_equal(src.dataset_mask() != 0, valid)
     assert np.abs(written.astype(int) - np.rint(expected_probs * 255)).max() <= 1
     # without --probabilities, global mode takes the argmax of the logits (no softmax)
-    predict_raster(checkpoint, raster, out, mode=mode, device="cpu", progress=False,
-                   overwrite=True)
+    predict_raster(checkpoint, raster, out, mode=mode, device="cpu", precision="fp32",
+                   progress=False, overwrite=True)
     assert np.array_equal(read(out), expected)
 
 
@@ -130,7 +134,7 @@ def test_raster_smaller_than_a_patch(make_checkpoint, make_raster, tmp_path):
     checkpoint = loaded(make_checkpoint())
     raster = make_raster(height=40, width=51)
     out = tmp_path / "tiny.tif"
-    predict_raster(checkpoint, raster, out, device="cpu", progress=False)
+    predict_raster(checkpoint, raster, out, device="cpu", precision="fp32", progress=False)
     expected, _, _ = reference_prediction(checkpoint, raster)
     classes = read(out)
     assert classes.shape == (40, 51)

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from glnet_geo.errors import InputError
 from glnet_geo.models.encoders import ResNetEncoder
 from glnet_geo.models.fpn import FPN, PS3_CHANNELS, FeatureMaps, FPNOutput
+from glnet_geo.models.fusion import fold_batch_norm
 from glnet_geo.models.losses import feature_map_regularizer
 from glnet_geo.models.sharing import Box, LocalMapMerger, crop_maps, crop_resize
 
@@ -140,18 +141,24 @@ class Branch(nn.Module):
         super().__init__()
         self.encoder = ResNetEncoder(backbone, in_channels, weights)
         self.fpn = FPN(self.encoder.out_channels, num_classes, shared=shared)
+        #: The memory format inputs are put in (set by :meth:`GLNet.for_inference`).
+        self.memory_format = torch.contiguous_format
 
     def forward(self, x: Tensor, shared: FeatureMaps | None = None) -> BranchOutput:
         """Run the branch on ``x``, with the other branch's maps if given."""
-        features = self.encoder(x)
+        features = self.encoder(self._as_input(x))
         return BranchOutput(features, self.fpn(features, shared))
 
     def forward_with_crops(self, x: Tensor, global_maps: FeatureMaps,
                            boxes: Sequence[Box]) -> BranchOutput:
         """Run the local branch on patches with G's maps cropped at their boxes."""
-        features = self.encoder(x)
+        features = self.encoder(self._as_input(x))
         shared = crop_maps(global_maps, boxes, [f.shape[-2:] for f in features])
         return BranchOutput(features, self.fpn(features, shared))
+
+    def _as_input(self, x: Tensor) -> Tensor:
+        """``x`` in the dtype of the weights and the branch's memory format."""
+        return x.to(dtype=self.encoder.conv1.weight.dtype, memory_format=self.memory_format)
 
 
 class Aggregation(nn.Module):
@@ -223,6 +230,8 @@ class GLNet(nn.Module):
         self.backbone = backbone
         self.in_channels = in_channels
         self.frozen_parts: tuple[str, ...] = ()
+        #: The dtype :meth:`for_inference` prepared the network for, or None.
+        self.inference_dtype: torch.dtype | None = None
         self.global_branch = Branch(backbone, in_channels, num_classes, weights)
         self.local_branch = Branch(backbone, in_channels, num_classes, weights)
         self.aggregation = Aggregation(num_classes)
@@ -271,7 +280,17 @@ class GLNet(nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> GLNet:
-        """Set train/eval mode; frozen parts and the fixed G copy stay in eval."""
+        """Set train/eval mode; frozen parts and the fixed G copy stay in eval.
+
+        Raises:
+            InputError: Training mode asked of a network prepared for
+                inference (:meth:`for_inference`).
+
+        """
+        if mode and self.inference_dtype is not None:
+            raise InputError("this GLNet was prepared for inference (batch norm folded, "
+                             f"{self.inference_dtype} weights); load the checkpoint again to "
+                             "train it")
         super().train(mode)
         for name in self.frozen_parts:
             getattr(self, name).eval()
@@ -280,6 +299,33 @@ class GLNet(nn.Module):
         return self
 
     # -- inference ---------------------------------------------------------------------------
+
+    def for_inference(self, dtype: torch.dtype = torch.float32,
+                      channels_last: bool = True) -> GLNet:
+        """Prepare the network for prediction only, in place, and return it.
+
+        Batch norms are folded into their convolutions
+        (:func:`~glnet_geo.models.fusion.fold_batch_norm`), the weights are
+        cast to ``dtype`` and, with ``channels_last``, stored (and the inputs
+        put) in the channels-last memory format, which oneDNN and cuDNN
+        convolve faster. The network then stays in eval mode without
+        gradients; it can no longer be trained.
+
+        Args:
+            dtype: The dtype the layers compute in (inputs are cast to it;
+                outputs come in it).
+            channels_last: Use the channels-last memory format.
+
+        """
+        self.eval().requires_grad_(False)
+        fold_batch_norm(self)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.to(dtype=dtype, memory_format=memory_format)
+        for branch in (self.global_branch, self.local_branch, self.fixed_global_branch):
+            if branch is not None:
+                branch.memory_format = memory_format
+        self.inference_dtype = dtype
+        return self
 
     def forward(self, global_image: Tensor | None, patches: Tensor | None,
                 boxes: Tensor | None, mode: GLNetMode | str = GLNetMode.GLOBAL_TO_LOCAL,

@@ -16,12 +16,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from glnet_geo.checkpoint import ModelConfig, load_checkpoint
+from glnet_geo.checkpoint import ModelConfig
 from glnet_geo.datasets.sample import SceneSample
 from glnet_geo.datasets.split import Split
-from glnet_geo.inference import PredictMode, SceneSettings, blend_scene, resolve_device
+from glnet_geo.inference import (
+    PredictMode,
+    SceneSettings,
+    blend_scene,
+    prepare_checkpoint,
+    resolve_device,
+)
 from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet, GLNetMode
+from glnet_geo.precision import Precision, resolve_precision
 from glnet_geo.training.data import DataSettings, open_evaluation_data
 
 
@@ -116,9 +123,9 @@ def evaluate(model: GLNet, config: ModelConfig, samples: Iterable[SceneSample],
 def evaluate_checkpoint(checkpoint: str | os.PathLike, data: DataSettings,
                         split: Split | str = Split.TEST,
                         mode: PredictMode | str = PredictMode.GLNET,
-                        skip_threshold: float | None = None, batch_size: int = 8,
-                        device: str = "auto", progress: bool | None = None
-                        ) -> SegmentationScores:
+                        skip_threshold: float | None = None, batch_size: int | None = None,
+                        device: str = "auto", precision: Precision | str = Precision.AUTO,
+                        progress: bool | None = None) -> SegmentationScores:
     """Score a checkpoint on a labelled dataset (``glnet-geo evaluate``).
 
     Args:
@@ -129,20 +136,23 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, data: DataSettings,
             or ``coarse-to-fine``, as in ``glnet-geo predict``.
         skip_threshold: Skip the local branch where G is this confident, as
             ``glnet-geo predict --skip-threshold``.
-        batch_size: Patches per forward pass.
+        batch_size: Patches per forward pass (default: the device's).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: What the network computes in, as ``glnet-geo predict
+            --precision``.
         progress: Show a progress bar (default: only on a terminal).
 
     Raises:
         CheckpointError: Not a glnet-geo checkpoint.
         InputError: Missing data, labels with classes the checkpoint lacks,
-            or a mode its stage cannot run.
+            a mode its stage cannot run, or a precision the device cannot run.
 
     """
     from tqdm.auto import tqdm
 
     torch_device = resolve_device(device)
-    loaded = load_checkpoint(checkpoint, device=torch_device)
+    loaded = prepare_checkpoint(checkpoint, torch_device, resolve_precision(precision,
+                                                                            torch_device))
     scoring = ScoringMode.from_predict_mode(loaded.config, mode, skip_threshold)
     scenes = open_evaluation_data(data, loaded.config, split, checkpoint=os.fspath(checkpoint))
     bar = tqdm(scenes, desc="evaluate", unit="scene", leave=False,

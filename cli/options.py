@@ -21,8 +21,7 @@ skip_threshold_opt = click.option(
          "P everywhere, e.g. 0.6: focal loss keeps GLNet's probabilities soft, so look at "
          "--probabilities before choosing (1.0 never skips).")
 precision_opt = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-    show_default=True,
+    "--precision", default="auto", show_default=True, metavar="auto|fp32|bf16|fp16",
     help="What the network computes in. auto: bf16 on CPUs with native bf16 and on GPUs that "
          "support it (fp16 on older GPUs), else fp32.")
 batch_size_opt = click.option(

@@ -198,3 +198,26 @@ def test_threads_per_worker_needs_dask(make_checkpoint, make_raster, tmp_path):
     result = run(make_checkpoint(), make_raster(), "-o", tmp_path / "o.tif",
                  "--threads-per-worker", "2")
     assert_one_line_error(result, "--threads-per-worker 2", "--workers")
+
+
+@pytest.mark.parametrize(("precision", "words"), [
+    ("fp16", ["--precision fp16", "only on CUDA", "supports fp32", "--precision auto"]),
+    ("fp64", ["--precision", "'fp64'", "auto"]),
+])
+def test_a_precision_this_machine_cannot_run_is_one_line(make_checkpoint, make_raster, tmp_path,
+                                                         precision, words):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run(make_checkpoint(), make_raster(), "-o", out / "classes.tif", "--precision",
+                 precision)
+    assert_one_line_error(result, *words)
+    assert not any(out.iterdir())
+
+
+def test_the_summary_names_the_precision(make_checkpoint, make_raster, tmp_path):
+    result = run(make_checkpoint(), make_raster(), "-o", tmp_path / "classes.tif",
+                 "--precision", "fp32", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "1 scene(s) in fp32 ->" in result.output
+    with rasterio.open(tmp_path / "classes.tif") as src:
+        assert src.tags()["precision"] == "fp32"

@@ -371,7 +371,9 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
         weight = blend_weights(patch).to(device)
         total = torch.zeros((model.num_classes, int(area.height), int(area.width)),
                             device=device)
-        weights = torch.zeros(total.shape[1:], device=device)
+        # the weights are > 0 everywhere, so without probabilities the weighted sums,
+        # which have the argmax of the means, are enough
+        weights = torch.zeros(total.shape[1:], device=device) if probabilities else None
 
         def add(probs: torch.Tensor, window: Window) -> None:
             """Add a patch's weighted probabilities where its window meets ``area``."""
@@ -380,11 +382,11 @@ def blend_scene(model: GLNet, global_image: torch.Tensor, windows: Sequence[Wind
                 return
             source, target = inside
             total[(slice(None), *target)] += probs[(slice(None), *source)] * weight[source]
-            weights[target] += weight[source]
+            if weights is not None:
+                weights[target] += weight[source]
 
         def result() -> torch.Tensor:
-            # weights > 0 everywhere, so the weighted sums have the argmax of the means
-            return total / weights if probabilities else total
+            return total if weights is None else total / weights
 
         refined, global_output = list(range(len(windows))), None
         if settings.guided:  # G first; its prediction stands where L is not run
@@ -495,12 +497,24 @@ def predict_scene(model: GLNet, raster: RasterInput, scene: Scene, settings: Sce
     device = torch.device(device)
     core = scene_probabilities(model, raster, scene.read, settings, device, on_patches,
                                crop=scene.core_in_read, probabilities=with_probabilities)
-    # max(0).indices is argmax(0) (first maximum on ties), several times faster on the CPU
-    classes = core.max(0).indices.to(torch.uint8).cpu().numpy()
+    classes = class_ids(core)
     valid = raster.valid_mask(scene.core)
     classes[~valid] = CLASS_NODATA
     return ScenePrediction(window=scene.core, classes=classes, valid=valid,
                            probabilities=core.cpu().numpy() if with_probabilities else None)
+
+
+def class_ids(scores: torch.Tensor, rows: int = 256) -> np.ndarray:
+    """Return the class of each pixel of ``(K, H, W)`` scores as ``(H, W)`` uint8.
+
+    The argmax is taken ``rows`` rows at a time, so no full-size int64 index
+    map is held; ``max(0).indices`` is ``argmax(0)`` (first maximum on ties),
+    several times faster on the CPU.
+    """
+    classes = torch.empty(scores.shape[1:], dtype=torch.uint8, device=scores.device)
+    for start in range(0, scores.shape[1], rows):
+        classes[start:start + rows] = scores[:, start:start + rows].max(0).indices
+    return classes.cpu().numpy()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -9,11 +9,12 @@ fewer.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
-def fold_batch_norm(module: nn.Module) -> int:
+def fold_batch_norm(module: nn.Module, dtype: torch.dtype | None = None) -> int:
     """Fold every batch norm that directly follows a convolution into it, in place.
 
     Two layouts are recognised, those of torchvision's ResNets (the encoders
@@ -25,6 +26,9 @@ def fold_batch_norm(module: nn.Module) -> int:
 
     Args:
         module: A network in eval mode.
+        dtype: Cast each folded convolution to this dtype as soon as it is
+            folded (so that a network being cast holds one layer at a time in
+            both dtypes, not all of them).
 
     Returns:
         The number of batch norms folded.
@@ -47,7 +51,7 @@ def fold_batch_norm(module: nn.Module) -> int:
         for conv_name, bn_name in pairs:
             conv, bn = children.get(conv_name), children.get(bn_name)
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn).to(dtype=dtype))
                 setattr(parent, bn_name, nn.Identity())
                 folded += 1
     return folded

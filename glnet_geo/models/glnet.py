@@ -318,7 +318,7 @@ class GLNet(nn.Module):
 
         """
         self.eval().requires_grad_(False)
-        fold_batch_norm(self)
+        fold_batch_norm(self, dtype)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.to(dtype=dtype, memory_format=memory_format)
         for branch in (self.global_branch, self.local_branch, self.fixed_global_branch):

@@ -17,7 +17,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from glnet_geo.io.reader import RasterInput
+from glnet_geo.io.reader import RasterInput, reading
 from glnet_geo.io.writer import CLASS_NODATA
 
 #: Longest side of the preview image in pixels.
@@ -56,9 +56,10 @@ def stretch(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def background(raster: RasterInput, shape: tuple[int, int]) -> np.ndarray:
     """Read the input as an (H, W, 3) RGB image: its first three bands, or its first as grey."""
     bands = raster.bands[:3] if len(raster.bands) >= 3 else raster.bands[:1]
-    image = raster.dataset.read(bands, out_shape=(len(bands), *shape),
-                                resampling=Resampling.average)
-    valid = raster.dataset.dataset_mask(out_shape=shape) != 0
+    with reading(raster.dataset):
+        image = raster.dataset.read(bands, out_shape=(len(bands), *shape),
+                                    resampling=Resampling.average)
+        valid = raster.dataset.dataset_mask(out_shape=shape) != 0
     rgb = stretch(image, valid)
     return rgb if rgb.shape[-1] == 3 else np.repeat(rgb, 3, axis=-1)
 

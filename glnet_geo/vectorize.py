@@ -654,6 +654,8 @@ def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_B
     """
     import shapely
 
+    from glnet_geo.io.reader import reading
+
     width, height = src.width, src.height
     keep = None if classes is None else np.asarray(sorted(set(classes)))
     ids = _DisjointSet()
@@ -669,8 +671,9 @@ def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_B
         left_ids = left_vals = None
         row_pieces: list[int] = []
         for window in row:
-            data = src.read(1, window=window)
-            valid = src.read_masks(1, window=window) > 0
+            with reading(src, window, "class raster"):
+                data = src.read(1, window=window)
+                valid = src.read_masks(1, window=window) > 0
             if keep is not None:
                 valid &= np.isin(data, keep)
             conf = None if probabilities is None else _confidence(probabilities, window, data)
@@ -754,7 +757,10 @@ def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_B
 def _confidence(probabilities: rasterio.io.DatasetReader, window: Window,
                 data: np.ndarray) -> np.ndarray:
     """Per-pixel confidence: the probability band of each pixel's class (0..1)."""
-    probs = probabilities.read(window=window)
+    from glnet_geo.io.reader import reading
+
+    with reading(probabilities, window, "probabilities raster"):
+        probs = probabilities.read(window=window)
     if probs.shape[0] == 1:
         conf = probs[0].astype(np.float64)
     else:

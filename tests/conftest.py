@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 import torch
 from affine import Affine
 from hypothesis import settings
@@ -145,3 +146,34 @@ def corrupt_last_tile():
         return repair
 
     return corrupt
+
+
+@pytest.fixture
+def damaged_raster(make_raster, corrupt_last_tile):
+    """Factory of rasters that open but cannot be read to the end.
+
+    ``truncated``: a tiled GeoTIFF cut after half its bytes (its header and first tiles
+    survive); ``corrupt``: one whose last compressed tile is garbage; ``vrt``: a VRT whose
+    source file is missing.
+    """
+
+    def make(kind: str, name: str | None = None, side: int = 96) -> Path:
+        tiled = dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate")
+        if kind == "vrt":
+            source = make_raster("source.tif", side, side)
+            path = source.with_name(name or "mosaic.vrt")
+            with rasterio.open(source) as src:
+                rasterio.shutil.copy(src, path, driver="VRT")
+            source.unlink()
+            return path
+        path = make_raster(name or f"{kind}.tif", side, side, **tiled)
+        if kind == "truncated":
+            data = path.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+        elif kind == "corrupt":
+            corrupt_last_tile(path)
+        else:
+            raise ValueError(kind)
+        return path
+
+    return make

@@ -198,3 +198,16 @@ def test_threads_per_worker_needs_dask(make_checkpoint, make_raster, tmp_path):
     result = run(make_checkpoint(), make_raster(), "-o", tmp_path / "o.tif",
                  "--threads-per-worker", "2")
     assert_one_line_error(result, "--threads-per-worker 2", "--workers")
+
+
+@pytest.mark.parametrize("kind", ["truncated", "corrupt", "vrt"])
+def test_a_damaged_raster_is_one_line_and_publishes_nothing(make_checkpoint, damaged_raster,
+                                                            tmp_path, kind):
+    raster = damaged_raster(kind)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run(make_checkpoint(), raster, "-o", out / "classes.tif", "--probabilities",
+                 out / "probs.tif", "--polygons", out / "classes.gpkg", "--no-progress")
+    assert result.exit_code == 1
+    assert_one_line_error(result, raster.name, "cannot be read at window", "GDAL says")
+    assert list(out.iterdir()) == []

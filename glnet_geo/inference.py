@@ -702,9 +702,9 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
                 writers[1].write(scaled, window, mask=class_ids != CLASS_NODATA)
         for writer in writers:
             writer.finish()
-        result.classes = writers[0].publish()
+        result.classes = writers[0].publish(overwrite)
         if probabilities is not None:
-            result.probabilities = writers[1].publish()
+            result.probabilities = writers[1].publish(overwrite)
     if preview is not None:
         from glnet_geo.preview import write_preview
 

@@ -9,7 +9,6 @@ raster size. Drawn with matplotlib's Agg backend (no display needed).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import rasterio
 from rasterio.enums import Resampling
 
 from glnet_geo.io.reader import RasterInput, reading
-from glnet_geo.io.writer import CLASS_NODATA
+from glnet_geo.io.staging import Staging
+from glnet_geo.io.writer import CLASS_NODATA, writing
 
 #: Longest side of the preview image in pixels.
 MAX_SIZE = 1024
@@ -134,10 +134,8 @@ def write_preview(raster: RasterInput, classes: str | os.PathLike, output: str |
         class_ids = src.read(1, out_shape=shape, resampling=Resampling.nearest)
     fig = render(background(raster, shape), class_ids, class_names, class_colors,
                  title=Path(raster.dataset.name).name)
-    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.png")
-    try:
+    with Staging(output) as staging, writing(output):
+        partial = staging.path(".partial.png")
         FigureCanvasAgg(fig).print_png(partial)
         os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
     return output

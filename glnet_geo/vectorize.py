@@ -59,8 +59,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -881,9 +879,12 @@ class _StagedOutput:
         self.path, self.fmt = path, fmt
         self.geometry_type, self.columns, self.crs = geometry_type, columns, crs
         self.layer = path.stem
-        tag = uuid.uuid4().hex[:8]
-        self.staging = path.parent / f".{path.name}.{tag}.tmp.gpkg"
-        self.converted = path.parent / f".{path.name}.{tag}.tmp"
+        from glnet_geo.io.staging import Staging
+
+        # also removes what an ended (killed) run left beside the same output
+        self._lease = Staging(path)
+        self.staging = self._lease.path(".tmp.gpkg")
+        self.converted = self._lease.path(".tmp")
         self.count = 0
         self._started = False
 
@@ -899,11 +900,9 @@ class _StagedOutput:
         import pyogrio
 
         pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": self._sync})
-        for tmp in (self.staging, self.converted):
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
+        for journal in self.staging.parent.glob(f"{self.staging.name}-*"):
+            journal.unlink(missing_ok=True)
+        self._lease.close()
 
     def write(self, frame: gpd.GeoDataFrame) -> None:
         """Append features."""

@@ -14,11 +14,13 @@ for the two rasters ``predict`` writes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
 from glnet_geo.errors import OutputError, OutputExistsError
+from glnet_geo.io.staging import Staging
 
 #: Nodata value of the class raster: input nodata, masked or outside pixels.
 CLASS_NODATA = 255
@@ -73,6 +76,47 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
         raise OutputError(f"cannot write in output directory {parent} ({exc.strerror}); "
                           "choose a writable directory") from None
     return path
+
+
+#: Errnos of a write that failed for want of space (or of a size limit or quota).
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def no_space_error(path: str | os.PathLike, reason: str) -> OutputError:
+    """Build the one-line error of a write that failed on a full (or limited) file system."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        free = f"{shutil.disk_usage(directory).free / 2**20:.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return OutputError(f"no space left on {directory} ({free}; a file size limit or quota "
+                       f"counts too) while writing {path.name}: {reason}; free some space or "
+                       "write elsewhere (-o); the temporary files were removed and no existing "
+                       "output was touched")
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a failed write for ``path`` (a full disk, a size limit) into one :class:`OutputError`.
+
+    GDAL reports a failed write as ``RasterioIOError("Write failed ...")``
+    chained to its reason; Python writes raise :class:`OSError` with
+    ``ENOSPC``, ``EFBIG`` or ``EDQUOT``.
+    """
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioIOError
+
+    from glnet_geo.io.reader import gdal_reason
+
+    try:
+        yield
+    except (RasterioIOError, CPLE_BaseError) as exc:
+        raise no_space_error(path, f'GDAL says "{gdal_reason(exc)}"') from None
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        raise no_space_error(path, exc.strerror or str(exc)) from None
 
 
 class CogWriter:
@@ -118,15 +162,16 @@ class CogWriter:
         self.band_tags = band_tags or {}
         self.band_descriptions = list(band_descriptions or [])
         self.overview_resampling = overview_resampling
-        token = uuid.uuid4().hex[:8]
-        self._partial = self.path.with_name(f".{self.path.name}.{token}.partial.tif")
-        self._cog = self.path.with_name(f".{self.path.name}.{token}.cog.tif")
+        self._staging: Staging | None = None
+        self._partial = self._cog = None
         self._dataset: rasterio.io.DatasetWriter | None = None
         self._published = False
 
     @property
     def temporary_paths(self) -> tuple[Path, Path]:
-        """Return the hidden files this writer creates next to its final path."""
+        """Return the hidden files this writer creates next to its final path (once open)."""
+        if self._partial is None:
+            raise RuntimeError("CogWriter.temporary_paths asked for before open()")
         return self._partial, self._cog
 
     def __enter__(self) -> CogWriter:
@@ -138,8 +183,15 @@ class CogWriter:
             self.discard()
 
     def open(self) -> None:
-        """Create the temporary tiled GeoTIFF and write its metadata."""
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        """Create the temporary tiled GeoTIFF and write its metadata.
+
+        The temporaries that an ended run (killed, or out of power) left for
+        the same output are removed first (:class:`~glnet_geo.io.staging.Staging`).
+        """
+        self._staging = Staging(self.path)
+        self._partial = self._staging.path(".partial.tif")
+        self._cog = self._staging.path(".cog.tif")
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), writing(self.path):
             dataset = rasterio.open(self._partial, "w", **self.profile)
         self._dataset = dataset
         if self.colormap is not None:
@@ -166,11 +218,12 @@ class CogWriter:
             raise RuntimeError("CogWriter.write called before open()")
         if array.ndim == 2:
             array = array[None]
-        self._dataset.write(array, window=window)
-        if self.internal_mask:
-            if mask is None:
-                raise ValueError("this writer has an internal mask; pass mask=")
-            self._dataset.write_mask(mask.astype(np.uint8) * 255, window=window)
+        if self.internal_mask and mask is None:
+            raise ValueError("this writer has an internal mask; pass mask=")
+        with writing(self.path):
+            self._dataset.write(array, window=window)
+            if self.internal_mask:
+                self._dataset.write_mask(mask.astype(np.uint8) * 255, window=window)
 
     def finish(self) -> None:
         """Close the temporary GeoTIFF and convert it into a COG with overviews.
@@ -183,9 +236,10 @@ class CogWriter:
         """
         if self._dataset is None:
             raise RuntimeError("CogWriter.finish called before open()")
-        self._dataset.close()
-        self._dataset = None
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        dataset, self._dataset = self._dataset, None
+        with writing(self.path):
+            dataset.close()
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), writing(self.path):
             rasterio.shutil.copy(self._partial, self._cog, driver="COG", BLOCKSIZE=BLOCK_SIZE,
                                  COMPRESS="DEFLATE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
                                  OVERVIEW_RESAMPLING=self.overview_resampling.upper())
@@ -195,10 +249,24 @@ class CogWriter:
             raise OutputError(f"the COG written for {self.path} is not valid ({errors}); "
                               "this is a bug, please report it")
 
-    def publish(self) -> Path:
-        """Move the finished COG to its final name (atomic) and return that path."""
-        os.replace(self._cog, self.path)
+    def publish(self, overwrite: bool = True) -> Path:
+        """Move the finished COG to its final name (atomic) and return that path.
+
+        Args:
+            overwrite: Whether a file that now exists under the final name
+                may be replaced. Without it the COG is linked there
+                (:func:`os.link`, which fails on an existing name), so a
+                file that another run published meanwhile is never replaced.
+
+        Raises:
+            OutputExistsError: ``overwrite`` is false and the final name
+                exists (another run wrote it while this one was running).
+
+        """
+        publish_file(self._cog, self.path, overwrite)
         self._published = True
+        if self._staging is not None:
+            self._staging.close()
         return self.path
 
     def discard(self) -> None:
@@ -206,10 +274,43 @@ class CogWriter:
         if self._dataset is not None:
             try:
                 self._dataset.close()
+            except Exception:  # noqa: BLE001 - a failed flush (a full disk) is being discarded
+                pass
             finally:
                 self._dataset = None
-        for tmp in self.temporary_paths:
-            tmp.unlink(missing_ok=True)
+        if self._staging is not None:
+            self._staging.close()
+
+
+def publish_file(temporary: Path, final: Path, overwrite: bool) -> None:
+    """Move a finished temporary file to its final name, atomically.
+
+    With ``overwrite`` it is :func:`os.replace`; without, :func:`os.link`
+    then unlink, which refuses an existing final name at the instant of the
+    move (where the file system has no hard links, :func:`os.replace` after
+    a last check).
+
+    Raises:
+        OutputExistsError: ``overwrite`` is false and ``final`` exists.
+
+    """
+    if overwrite:
+        os.replace(temporary, final)
+        return
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        raise OutputExistsError(f"output {final} appeared while this run was writing it "
+                                "(another run writing the same output?); it was left as it "
+                                "is: pass --overwrite to replace it") from None
+    except OSError:  # no hard links here (FAT, some network shares)
+        if final.exists():
+            raise OutputExistsError(f"output {final} appeared while this run was writing it; "
+                                    "it was left as it is: pass --overwrite to replace it"
+                                    ) from None
+        os.replace(temporary, final)
+        return
+    temporary.unlink()
 
 
 def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, int, int]]:

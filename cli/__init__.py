@@ -27,22 +27,46 @@ COMMANDS = (
 )
 
 
+#: What each command keeps when it is stopped, after "nothing half-written was left under a
+#: final name and no temporary file was left" (the table in docs/guarantees.md).
+KEPT_ON_STOP = {
+    "predict": "the outputs of inputs finished before the stop are kept; with --resume the "
+               "finished scenes are too, rerun with --resume to finish",
+    "train": "no checkpoint was written under -o; the stages finished before the stop and "
+             "Lightning's checkpoints in the run folder are kept for --resume",
+    "evaluate": "no report was written",
+}
+
+
 class GLNetGroup(click.Group):
-    """A click group that turns expected errors into one-line messages."""
+    """A click group that turns expected errors and stops into one-line messages.
+
+    SIGTERM and SIGHUP are handled like Ctrl-C (:class:`~glnet_geo.cli.signals.StopSignals`):
+    the command's cleanup runs and one line says what was stopped, by what, and what was kept;
+    the exit status is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+    """
 
     def invoke(self, ctx: click.Context):  # noqa: D102
+        from glnet_geo.cli.signals import StopSignals
         from glnet_geo.errors import GLNetGeoError
 
-        try:
-            return super().invoke(ctx)
-        except GLNetGeoError as exc:
-            if ctx.params.get("verbose"):
-                raise
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("Error: interrupted; no output was left under its final name", err=True)
-            sys.exit(130)
+        with StopSignals() as stops:
+            try:
+                return super().invoke(ctx)
+            except GLNetGeoError as exc:
+                if ctx.params.get("verbose"):
+                    raise
+                click.echo(f"Error: {exc}", err=True)
+                sys.exit(1)
+            except KeyboardInterrupt:
+                if ctx.params.get("verbose"):
+                    raise
+                command = ctx.invoked_subcommand or "glnet-geo"
+                kept = KEPT_ON_STOP.get(command)
+                click.echo(f"Error: {command} stopped by {stops.describe()}; nothing "
+                           "half-written was left under a final name and no temporary file "
+                           f"was left{'; ' + kept if kept else ''}", err=True)
+                sys.exit(stops.exit_code)
 
 
 @click.group(name="glnet", cls=GLNetGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -344,8 +344,13 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
                              coarse_to_fine=settings.coarse_to_fine)
         trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None)
         ckpt_path = settings.resume if stage is resume_stage else None
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path,
-                    weights_only=True if ckpt_path else None)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path,
+                        weights_only=True if ckpt_path else None)
+        except SystemExit:
+            if trainer.interrupted:  # Lightning ends an interrupted fit with sys.exit(1)
+                raise KeyboardInterrupt(f"training stage '{stage.value}' stopped") from None
+            raise
         model = module.model
         if trainer.is_global_zero:
             reached = dataclasses.replace(config, stage=stage, coarse_to_fine=(

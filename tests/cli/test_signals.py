@@ -111,3 +111,22 @@ def test_a_stopped_vectorize_says_so_and_leaves_nothing(tmp_path):
     assert lines == ["Error: vectorize stopped by SIGTERM; nothing half-written was left under "
                      "a final name and no temporary file was left"]
     assert list(out.iterdir()) == []
+
+
+def test_a_stopped_train_says_so_and_writes_no_checkpoint(tmp_path):
+    from glnet_geo.datasets import synthetic
+
+    files = synthetic.write_custom_dataset(tmp_path / "tiles", count=2, size=64, seed=3)
+    out = tmp_path / "custom.pt"
+    process = start("train", "custom", "--images", files.images[0].parent / "*.tif",
+                    "--labels", files.labels[0].parent, "--classes", files.classes,
+                    "--scene-size", "64", "-o", out, "--stage", "all", "--max-steps", "100000",
+                    "--backbone", "resnet18", "--global-size", "64", "--patch-size", "32",
+                    "--min-overlap", "0", "--batch-size", "1", "--log-every", "1", "--quiet")
+    wait_for(process, tmp_path, "custom.run/logs/*/version_0/metrics.csv")
+    code, lines = stop(process, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, lines
+    assert len(lines) == 1 and lines[0].startswith(
+        "Error: train stopped by SIGTERM; nothing half-written"), lines
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -38,6 +39,27 @@ KEPT_ON_STOP = {
 }
 
 
+def _one_line_warnings() -> None:
+    """Show library warnings as one log line each; drop rasterio's NotGeoreferencedWarning.
+
+    glnet-geo says itself, in one line, when an input has no CRS or geotransform
+    (:func:`glnet_geo.io.reader.check_georeferencing`), so rasterio's own two-line warning
+    about it is dropped; any other warning becomes ``WARNING <category>: <first line>``.
+    """
+    import logging
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    log = logging.getLogger("glnet_geo")
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message).strip().splitlines()
+        log.warning("%s: %s", category.__name__, text[0] if text else "")
+
+    warnings.showwarning = show
+    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+
+
 class GLNetGroup(click.Group):
     """A click group that turns expected errors and stops into one-line messages.
 
@@ -50,7 +72,9 @@ class GLNetGroup(click.Group):
         from glnet_geo.cli.signals import StopSignals
         from glnet_geo.errors import GLNetGeoError
 
-        with StopSignals() as stops:
+        with StopSignals() as stops, warnings.catch_warnings():
+            if not ctx.params.get("verbose"):
+                _one_line_warnings()
             try:
                 return super().invoke(ctx)
             except GLNetGeoError as exc:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 import glob
+import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,13 +33,15 @@ import rasterio
 from rasterio import windows
 from rasterio._err import CPLE_BaseError
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from glnet_geo.errors import InputError, RasterReadError
 
 if TYPE_CHECKING:
     from glnet_geo.checkpoint import Normalization
+
+log = logging.getLogger(__name__)
 
 #: Resampling of the decimated global-view read (GDAL scales the kernel to
 #: the decimation factor, so this is an antialiased downsampling).
@@ -261,6 +265,54 @@ def reading(dataset: rasterio.DatasetReader, window: Window | None = None,
         raise RasterReadError(f"{role} {dataset.name} cannot be read at "
                               f"{describe_window(dataset, window)}: GDAL says "
                               f"\"{gdal_reason(exc)}\"; {fix}") from None
+
+
+#: Inputs already warned about having no CRS (a run checks an input more than once).
+_WARNED_NO_CRS: set[str] = set()
+
+
+def check_georeferencing(dataset: rasterio.DatasetReader, polygons: bool = False) -> None:
+    """Check, before any work, that the outputs can be placed where the input is.
+
+    The outputs copy the input's CRS and geotransform. A raster located only
+    by ground control points or RPCs has neither (its pixels are not yet on a
+    map grid), so it is refused with the command that warps it; a raster
+    without a CRS predicts, with one warning line, into outputs without one,
+    but cannot be turned into polygons.
+
+    Args:
+        dataset: The open input.
+        polygons: Whether polygons are to be written from its prediction.
+
+    Raises:
+        InputError: GCPs or RPCs instead of a geotransform; or no CRS while
+            ``polygons`` is true.
+
+    """
+    name = dataset.name
+    with warnings.catch_warnings():  # rasterio warns when it has no geotransform to give
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        has_transform = not dataset.transform.is_identity
+        gcps, _ = dataset.gcps
+        rpcs = dataset.rpcs
+    if not has_transform and (gcps or rpcs):
+        what, option = ((f"{len(gcps)} ground control points", "") if gcps
+                        else ("rational polynomial coefficients (RPCs)", " -rpc"))
+        raise InputError(f"input {name} is located by {what}, not by a geotransform, so the "
+                         "outputs could not be placed where it is; warp it onto a map grid "
+                         f"first: gdalwarp{option} {name} warped.tif (or, without a copy, "
+                         f"gdalwarp{option} -of VRT {name} warped.vrt) and predict that")
+    if dataset.crs is None:
+        if polygons:
+            raise InputError(f"input {name} has no CRS, so polygons made from it could not be "
+                             "placed on the map (--polygons); assign one first (rio edit-info "
+                             f"--crs EPSG:<code> {name}) or leave out --polygons")
+        if name in _WARNED_NO_CRS:
+            return
+        _WARNED_NO_CRS.add(name)
+        what = "has no CRS" if has_transform else "is not georeferenced (no CRS, no geotransform)"
+        log.warning("input %s %s; the outputs will not be either (assign a CRS with rio "
+                    "edit-info --crs EPSG:<code> %s)", name, what, name)
 
 
 def _inside(window: Window, bounds: Window) -> Window | None:

@@ -119,6 +119,28 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
         raise no_space_error(path, exc.strerror or str(exc)) from None
 
 
+#: Suffixes of the GeoTIFFs ``predict`` writes (class and probabilities rasters).
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_geotiff_suffix(path: str | os.PathLike, role: str = "class raster",
+                         option: str = "-o") -> None:
+    """Refuse to write a GeoTIFF under a name that says otherwise (``classes.png``, ``classes``).
+
+    Raises:
+        OutputError: The suffix is not ``.tif`` or ``.tiff``.
+
+    """
+    path = Path(path)
+    if path.suffix.lower() in GEOTIFF_SUFFIXES:
+        return
+    fixed = path.with_name(f"{path.stem if path.suffix else path.name}.tif")
+    what = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+    hint = " (the PNG quick-look is --preview)" if path.suffix.lower() == ".png" else ""
+    raise OutputError(f"{option} {path}: the {role} is a Cloud-Optimized GeoTIFF but the name "
+                      f"has {what}; name it {fixed}{hint}")
+
+
 class CogWriter:
     """A raster written window by window, published as a COG only when complete.
 

@@ -82,18 +82,32 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
-def no_space_error(path: str | os.PathLike, reason: str) -> OutputError:
-    """Build the one-line error of a write that failed on a full (or limited) file system."""
+#: Below this much free space (MB), a failed write is taken for a full file system.
+FULL_BELOW_MB = 64
+
+
+def no_space_error(path: str | os.PathLike, reason: str, full: bool = False) -> OutputError:
+    """Build the one-line error of a write that failed on a full (or limited) file system.
+
+    Args:
+        path: The output being written.
+        reason: What the system or GDAL said.
+        full: The system said so (``ENOSPC``); else the free space decides.
+
+    """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
-        free = f"{shutil.disk_usage(directory).free / 2**20:.0f} MB free"
+        free_mb = shutil.disk_usage(directory).free / 2**20
     except OSError:
-        free = "free space unknown"
-    return OutputError(f"no space left on {directory} ({free}; a file size limit or quota "
-                       f"counts too) while writing {path.name}: {reason}; free some space or "
-                       "write elsewhere (-o); the temporary files were removed and no existing "
-                       "output was touched")
+        free_mb = 0.0
+    if full or free_mb < FULL_BELOW_MB:
+        what = f"no space left on {directory} ({free_mb:.0f} MB free) while writing {path.name}"
+    else:
+        what = (f"cannot write {path.name} in {directory}: the file system refused it though "
+                f"{free_mb:.0f} MB are free (a file size limit or a quota?)")
+    return OutputError(f"{what}: {reason}; free some space or write elsewhere; the temporary "
+                       "files were removed and no existing output was touched")
 
 
 @contextmanager
@@ -116,7 +130,8 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in NO_SPACE_ERRNOS:
             raise
-        raise no_space_error(path, exc.strerror or str(exc)) from None
+        raise no_space_error(path, exc.strerror or str(exc),
+                             full=exc.errno == errno.ENOSPC) from None
 
 
 #: Suffixes of the GeoTIFFs ``predict`` writes (class and probabilities rasters).

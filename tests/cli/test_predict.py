@@ -312,3 +312,62 @@ def test_a_raster_located_by_gcps_or_rpcs_is_refused_with_warp_it_first(
              "rpcs": ["(RPCs)", "gdalwarp -rpc"]}[located_by]
     assert_one_line_error(result, "located.tif", "warp it", *words)
     assert nothing_left(tmp_path, "c.tif")
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGXFSZ"), reason="POSIX file size limit")
+def test_a_full_file_system_is_one_line_removes_the_temporaries_and_keeps_the_output(
+        make_checkpoint, make_raster, tmp_path):
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limited() -> None:  # what a full disk does to a write, as a per-process size limit
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    raster = make_raster("noise.tif", 480, 480)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "classes.tif").write_bytes(b"an earlier result")
+    code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "predict", str(make_checkpoint()), str(raster), "-o",
+         str(out / "classes.tif"), "--probabilities", str(out / "probs.tif"), "--mode",
+         "global", "--overwrite", "--no-progress"],
+        preexec_fn=limited, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    ours = [line for line in lines if line.startswith("Error:")]
+    assert ours == lines[-1:], lines
+    assert f"in {out}: the file system refused it" in ours[0]
+    assert "no existing output was touched" in ours[0]
+    # libtiff prints its own "_tiffWriteProc: File too large." straight to stderr (not
+    # through GDAL's error handler), which nothing in Python can intercept
+    assert all(line.startswith("_tiff") for line in lines[:-1]), lines
+    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
+    assert (out / "classes.tif").read_bytes() == b"an earlier result"
+
+
+def test_two_runs_on_one_output_leave_one_whole_cog(make_checkpoint, make_raster, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    raster = make_raster("wide.tif", 800, 800)
+    out = tmp_path / "out"
+    out.mkdir()
+    code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
+    runs = [subprocess.Popen(
+        [sys.executable, "-c", code, "predict", str(make_checkpoint()), str(raster), "-o",
+         str(out / "classes.tif"), "--mode", "global", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    ended = [(r.wait(timeout=300), r.communicate()[1].strip().splitlines()) for r in runs]
+    assert sorted(code for code, _ in ended) == [0, 1], ended
+    (refused,) = [lines for code, lines in ended if code == 1]
+    assert len(refused) == 1, refused  # refused at the start, or at the end when it appeared
+    assert "already exists" in refused[0] or "appeared while this run" in refused[0], refused
+    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
+    assert cog_validate(out / "classes.tif", quiet=True)[0]

@@ -82,6 +82,15 @@ class GLNetGroup(click.Group):
                     raise
                 click.echo(f"Error: {exc}", err=True)
                 sys.exit(1)
+            except OSError as exc:
+                # a raster read deep in a library (torchgeo's datasets) that is not ours to wrap
+                from glnet_geo.io.reader import unreadable_raster
+
+                error = unreadable_raster(exc)
+                if error is None or ctx.params.get("verbose"):
+                    raise
+                click.echo(f"Error: {error}", err=True)
+                sys.exit(1)
             except KeyboardInterrupt:
                 if ctx.params.get("verbose"):
                     raise

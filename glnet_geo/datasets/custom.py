@@ -54,6 +54,7 @@ from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 from glnet_geo.checkpoint import DEFAULT_COLORS, Normalization
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError
+from glnet_geo.io.reader import reading
 from glnet_geo.metrics import NO_LABEL
 
 #: Suffixes read as vector label files.
@@ -256,7 +257,8 @@ def raster_classes(paths: Sequence[str], classes: ClassTable | None) -> ClassTab
         with rasterio.open(path) as src:
             nodata = src.nodata
             for _, window in src.block_windows(1):
-                block = src.read(1, window=window)
+                with reading(src, window, "label raster"):
+                    block = src.read(1, window=window)
                 if nodata is not None:
                     block = block[block != nodata]
                 block = block[block != NO_LABEL]
@@ -293,7 +295,8 @@ def image_normalization(paths: Sequence[str], sample_side: int = 256) -> Normali
         with rasterio.open(path) as src:
             scale = max(1, max(src.height, src.width) // sample_side)
             shape = (src.count, max(1, src.height // scale), max(1, src.width // scale))
-            data = src.read(out_shape=shape, masked=True).astype(np.float64)
+            with reading(src, role="image"):
+                data = src.read(out_shape=shape, masked=True).astype(np.float64)
         valid = ~np.ma.getmaskarray(data).any(0)
         values = data.filled(0)[:, valid]
         sums = values.sum(1) if sums is None else sums + values.sum(1)

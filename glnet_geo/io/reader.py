@@ -239,6 +239,19 @@ def describe_window(dataset: rasterio.DatasetReader, window: Window | None) -> s
     return text
 
 
+def unreadable_raster(error: BaseException) -> RasterReadError | None:
+    """Return the one-line error of a failed GDAL read raised outside :func:`reading`, or None.
+
+    For reads made by other libraries (torchgeo's datasets): GDAL's reason
+    usually names the file and the block.
+    """
+    if not isinstance(error, RasterioIOError) or not str(error).startswith("Read failed"):
+        return None
+    return RasterReadError(f'a raster cannot be read: GDAL says "{gdal_reason(error)}"; the '
+                           "file is damaged or incomplete (an interrupted copy or download?) or "
+                           "a VRT's source is missing; copy or make it again")
+
+
 @contextmanager
 def reading(dataset: rasterio.DatasetReader, window: Window | None = None,
             role: str = "input") -> Iterator[None]:

@@ -219,3 +219,15 @@ def test_a_damaged_raster_names_the_file_the_window_and_gdals_reason(damaged_ras
     for word in expected:
         assert word in message, message
     assert "See previous exception" not in message
+
+
+def test_a_read_failure_from_another_library_is_still_one_line(damaged_raster):
+    from glnet_geo.io.reader import unreadable_raster
+
+    path = damaged_raster("corrupt")
+    with rasterio.open(path) as src:
+        with pytest.raises(rasterio.errors.RasterioIOError) as caught:
+            src.read()
+    error = unreadable_raster(caught.value)
+    assert "corrupt.tif, band 1" in str(error) and "Decoding error" in str(error)
+    assert unreadable_raster(FileNotFoundError("elsewhere")) is None

@@ -78,6 +78,10 @@ def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary name beside ``path``, then move it there."""
     import os
 
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from glnet_geo.io.staging import Staging
+    from glnet_geo.io.writer import writing
+
+    with Staging(path) as staging, writing(path):  # a stop or a full disk leaves nothing
+        tmp = staging.path(".partial")
+        tmp.write_text(text)
+        os.replace(tmp, path)

@@ -908,14 +908,23 @@ class _StagedOutput:
         """Append features."""
         import pyogrio
 
-        pyogrio.write_dataframe(frame, self.staging, layer=self.layer, driver="GPKG",
-                                geometry_type=self.geometry_type, append=self._started,
-                                promote_to_multi=self.geometry_type == "MultiPolygon")
+        from glnet_geo.io.writer import writing
+
+        with writing(self.path):
+            pyogrio.write_dataframe(frame, self.staging, layer=self.layer, driver="GPKG",
+                                    geometry_type=self.geometry_type, append=self._started,
+                                    promote_to_multi=self.geometry_type == "MultiPolygon")
         self._started = True
         self.count += len(frame)
 
     def publish(self, overwrite: bool) -> None:
         """Move the features under the final name (converting when needed)."""
+        from glnet_geo.io.writer import writing
+
+        with writing(self.path):
+            self._publish(overwrite)
+
+    def _publish(self, overwrite: bool) -> None:
         if self.fmt is VectorFormat.GPKG:
             self._replace(self.staging, self.path, overwrite)
             return

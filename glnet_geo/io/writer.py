@@ -114,9 +114,10 @@ def no_space_error(path: str | os.PathLike, reason: str, full: bool = False) -> 
 def writing(path: str | os.PathLike) -> Iterator[None]:
     """Turn a failed write for ``path`` (a full disk, a size limit) into one :class:`OutputError`.
 
-    GDAL reports a failed write as ``RasterioIOError("Write failed ...")``
-    chained to its reason; Python writes raise :class:`OSError` with
-    ``ENOSPC``, ``EFBIG`` or ``EDQUOT``.
+    GDAL reports a failed raster write as ``RasterioIOError("Write failed
+    ...")`` chained to its reason, a failed vector write as one of pyogrio's
+    errors (SQLite's "disk I/O error" for a GeoPackage); Python writes raise
+    :class:`OSError` with ``ENOSPC``, ``EFBIG`` or ``EDQUOT``.
     """
     from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioIOError
@@ -132,6 +133,12 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
             raise
         raise no_space_error(path, exc.strerror or str(exc),
                              full=exc.errno == errno.ENOSPC) from None
+    except RuntimeError as exc:  # pyogrio's write errors (FeatureError, DataSourceError, ...)
+        if not type(exc).__module__.startswith("pyogrio"):
+            raise
+        first = str(exc).strip().splitlines()
+        raise no_space_error(path, f'GDAL says "{first[0] if first else type(exc).__name__}"'
+                             ) from None
 
 
 #: Suffixes of the GeoTIFFs ``predict`` writes (class and probabilities rasters).

@@ -1,4 +1,5 @@
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -314,29 +315,16 @@ def test_a_raster_located_by_gcps_or_rpcs_is_refused_with_warp_it_first(
     assert nothing_left(tmp_path, "c.tif")
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGXFSZ"), reason="POSIX file size limit")
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX file size limit")
 def test_a_full_file_system_is_one_line_removes_the_temporaries_and_keeps_the_output(
-        make_checkpoint, make_raster, tmp_path):
-    import resource
-    import signal
-    import subprocess
-    import sys
-
-    def limited() -> None:  # what a full disk does to a write, as a per-process size limit
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
-
+        make_checkpoint, make_raster, tmp_path, run_glnet):
     raster = make_raster("noise.tif", 480, 480)
     out = tmp_path / "out"
     out.mkdir()
     (out / "classes.tif").write_bytes(b"an earlier result")
-    code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
-    done = subprocess.run(
-        [sys.executable, "-c", code, "predict", str(make_checkpoint()), str(raster), "-o",
-         str(out / "classes.tif"), "--probabilities", str(out / "probs.tif"), "--mode",
-         "global", "--overwrite", "--no-progress"],
-        preexec_fn=limited, capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    done = run_glnet("predict", make_checkpoint(), raster, "-o", out / "classes.tif",
+                     "--probabilities", out / "probs.tif", "--mode", "global", "--overwrite",
+                     "--no-progress", file_size_limit=64 * 1024)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     ours = [line for line in lines if line.startswith("Error:")]

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pyogrio
+import pytest
 import rasterio
 from click.testing import CliRunner
 from rasterio.transform import from_origin
@@ -99,3 +101,21 @@ def test_a_damaged_class_raster_is_one_line_and_writes_nothing(tmp_path, corrupt
     assert len(lines) == 1 and lines[0].startswith("Error: class raster"), result.output
     assert "m.tif cannot be read at window" in lines[0] and "Decoding error" in lines[0]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX file size limit")
+@pytest.mark.parametrize("suffix", [".gpkg", ".geojson"])
+def test_a_full_file_system_is_one_line_and_keeps_the_output(tmp_path, run_glnet, suffix):
+    rng = np.random.default_rng(0)
+    mask = write_mask(tmp_path / "m.tif", rng.integers(0, 3, (300, 300), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"polygons{suffix}").write_text("an earlier result")
+    done = run_glnet("vectorize", mask, "-o", out / f"polygons{suffix}", "--overwrite",
+                     file_size_limit=256 * 1024)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write polygons{suffix}"), lines
+    assert "no existing output was touched" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == [f"polygons{suffix}"]
+    assert (out / f"polygons{suffix}").read_text() == "an earlier result"

@@ -955,10 +955,9 @@ class _StagedOutput:
 
     @staticmethod
     def _replace(source: Path, target: Path, overwrite: bool) -> None:
-        if target.exists() and not overwrite:  # appeared while we worked
-            raise OutputExistsError(f"{target} already exists; pass --overwrite "
-                                    f"(overwrite=True) to replace it")
-        os.replace(source, target)
+        from glnet_geo.io.writer import publish_file
+
+        publish_file(source, target, overwrite)  # refuses an output that appeared meanwhile
 
     def _write_geoparquet(self, target: Path) -> None:
         """Stream the staged features into GeoParquet 1.1 (WKB geometry column)."""

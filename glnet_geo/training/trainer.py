@@ -99,6 +99,9 @@ class TrainSettings:
         coarse_to_fine: Train stages 2 and 3 on the patches around the
             labels' foreground only (class 0 is the background); the
             checkpoint then predicts coarse-to-fine.
+        given: Names of the fields the user set explicitly (the command
+            line's options); with ``init`` or ``resume`` those that fix the
+            network (backbone, view sizes) must match the checkpoint's.
 
     """
 
@@ -127,6 +130,7 @@ class TrainSettings:
     losses: LossSettings = field(default_factory=LossSettings)
     progress: bool = True
     coarse_to_fine: bool = False
+    given: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.plan = StagePlan(self.plan)
@@ -237,6 +241,31 @@ def _check_classes(config: ModelConfig, data: TrainingData, source: str) -> None
                          f"{config.in_channels}; use imagery with the same bands")
 
 
+#: Settings that fix the network: a run started from a checkpoint takes the checkpoint's.
+NETWORK_SETTINGS = ("backbone", "global_size", "patch_size", "min_overlap")
+
+
+def check_same_network(config: ModelConfig, settings: TrainSettings, option: str,
+                       path: str | os.PathLike) -> None:
+    """Refuse network settings given explicitly that differ from the checkpoint's.
+
+    A run from ``--init`` or ``--resume`` continues the checkpoint's network,
+    so ``--backbone resnet34`` with a ResNet-18 checkpoint would otherwise be
+    silently ignored.
+
+    Raises:
+        InputError: A setting in ``settings.given`` differs from ``config``'s.
+
+    """
+    for name in NETWORK_SETTINGS:
+        wanted, trained = getattr(settings, name), getattr(config, name)
+        if name in settings.given and wanted != trained:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} {wanted} but {option} {path} was trained with {flag} "
+                             f"{trained}; leave out {flag} (the checkpoint's is used) or start "
+                             f"a new run without {option}")
+
+
 def _check_start(stage: Stage, init: Checkpoint | None, settings: TrainSettings) -> None:
     """Check that a run starting at ``stage`` starts from the stage before it (Algorithm 1)."""
     if stage is Stage.GLOBAL or settings.resume:
@@ -333,6 +362,9 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     init = load_checkpoint(settings.init) if settings.init else None
     _check_start(stages[0], init, settings)
     earlier = init.config if init is not None else resume.config if resume else None
+    if earlier is not None:
+        check_same_network(earlier, settings, "--init" if init is not None else "--resume",
+                           settings.init or settings.resume)
     sizes = earlier or settings  # views as the model was trained
     data = open_training_data(data_settings, sizes.global_size, sizes.patch_size,
                               sizes.min_overlap, augment=settings.augment)

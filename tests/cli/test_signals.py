@@ -130,3 +130,27 @@ def test_a_stopped_train_says_so_and_writes_no_checkpoint(tmp_path):
         "Error: train stopped by SIGTERM; nothing half-written"), lines
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_stopped_dask_run_keeps_its_scenes_and_resume_gives_the_same_pixels(
+        make_checkpoint, make_raster, tmp_path):
+    raster = make_raster("ortho.tif", 250, 250)  # 9 scenes
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ("predict", make_checkpoint(), raster, "-o", out / "classes.tif", "--no-progress")
+    process = start(*args, "--workers", "1")
+    wait_for(process, out, ".classes.tif.parts/scene-*.tif")
+    code, lines = stop(process, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, lines
+    assert len(lines) == 1 and lines[0].startswith("Error: predict stopped by SIGTERM"), lines
+    assert "rerun with --resume" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == [".classes.tif.parts"]
+    resumed = CliRunner().invoke(main, [str(a) for a in args] + ["--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed)" in resumed.output
+    single = CliRunner().invoke(main, [str(a) for a in args[:3]] + [
+        "-o", str(tmp_path / "single.tif"), "--no-progress"])
+    assert single.exit_code == 0, single.output
+    with rasterio.open(out / "classes.tif") as a, rasterio.open(tmp_path / "single.tif") as b:
+        assert (a.read(1) == b.read(1)).all()
+    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]

@@ -58,6 +58,36 @@ def _one_line_warnings() -> None:
 
     warnings.showwarning = show
     warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    _quiet_libtiff()
+
+
+def _quiet_libtiff() -> None:
+    """Stop libtiff from printing straight to stderr where GDAL does not catch its messages.
+
+    GDAL gives each TIFF it opens its own error handler, but libtiff reports some failures
+    (a write refused by a full disk: ``_tiffWriteProc: No space left on device.``) through
+    its process-wide default handler, which prints them raw. Unsetting that default (Linux:
+    the libtiff that rasterio loaded is found in ``/proc/self/maps``) leaves GDAL's handlers,
+    and so GDAL's reasons in our one-line errors, as they were.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libtiff" in line and ".so" in line}
+    except OSError:  # not Linux
+        return
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter.restype = ctypes.c_void_p
+                setter.argtypes = [ctypes.c_void_p]
+                setter(None)
 
 
 class GLNetGroup(click.Group):

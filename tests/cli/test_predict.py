@@ -328,12 +328,9 @@ def test_a_full_file_system_is_one_line_removes_the_temporaries_and_keeps_the_ou
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     ours = [line for line in lines if line.startswith("Error:")]
-    assert ours == lines[-1:], lines
+    assert ours == lines, lines  # nothing raw: not libtiff's "_tiffWriteProc: ..." either
     assert f"in {out}: the file system refused it" in ours[0]
     assert "no existing output was touched" in ours[0]
-    # libtiff prints its own "_tiffWriteProc: File too large." straight to stderr (not
-    # through GDAL's error handler), which nothing in Python can intercept
-    assert all(line.startswith("_tiff") for line in lines[:-1]), lines
     assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
     assert (out / "classes.tif").read_bytes() == b"an earlier result"
 

@@ -5,8 +5,12 @@ next to the final path, converts it into a COG with overviews (GDAL's COG
 driver, through :func:`rasterio.shutil.copy`) under another hidden name, and only
 then moves it to its final name (:func:`os.replace`, atomic on one
 filesystem). Until :meth:`CogWriter.publish` nothing exists under the final
-name; :meth:`CogWriter.discard` (run on any exception, Ctrl-C included)
-removes every temporary file.
+name; :meth:`CogWriter.discard` (run on any exception, Ctrl-C and SIGTERM
+included) removes every temporary file, and the temporaries a killed run left
+are removed by the next writer of the same output (:mod:`glnet_geo.io.staging`).
+Without ``overwrite``, :meth:`CogWriter.publish` refuses an output that another
+run published meanwhile; a write refused for space is one :class:`OutputError`
+(:func:`writing`).
 
 :func:`class_raster_writer` and :func:`probability_raster_writer` configure it
 for the two rasters ``predict`` writes.
@@ -207,7 +211,8 @@ class CogWriter:
         self.band_descriptions = list(band_descriptions or [])
         self.overview_resampling = overview_resampling
         self._staging: Staging | None = None
-        self._partial = self._cog = None
+        self._partial: Path | None = None
+        self._cog: Path | None = None
         self._dataset: rasterio.io.DatasetWriter | None = None
         self._published = False
 

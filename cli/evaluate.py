@@ -48,14 +48,13 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
       glnet-geo evaluate mine.pt custom --images 'test/*.tif' --labels test.gpkg
           --label-field class --json scores.json
     """  # noqa: D301 - click's \b keeps the examples unwrapped
-    from glnet_geo.errors import OutputExistsError
+    from glnet_geo.io.writer import check_output
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.evaluation import evaluate_checkpoint
 
     outputs = [] if json_path is None else [Path(json_path), Path(json_path).with_suffix(".png")]
-    for path in outputs:
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    for path in outputs:  # before the evaluation: it can take hours
+        check_output(path, overwrite=overwrite)
     data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
                         label_field=label_field, classes=class_file, layer=layer,
                         paper_split=paper_split, inria_rule=inria_split)

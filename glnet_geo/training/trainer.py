@@ -36,7 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint, save_checkpoint
 from glnet_geo.datasets.sample import collate_scenes
-from glnet_geo.errors import CheckpointError, InputError, OutputExistsError
+from glnet_geo.errors import CheckpointError, InputError, OutputError, OutputExistsError
+from glnet_geo.io.writer import check_output
 from glnet_geo.models import GLNet
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.data import DataSettings, GLNetDataModule, TrainingData, open_training_data
@@ -349,6 +350,15 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     output = Path(output)
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+    run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
+    for directory in (output.parent, run_dir):  # before training, not after it
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {directory} ({exc.strerror}); choose a writable "
+                              "location for -o (and --run-dir)") from None
+    check_output(output, overwrite=True)  # its directory is writable
+    check_output(run_dir / LAST, overwrite=True)  # and so is the run's
     stages = settings.plan.stages
     resume = read_resume_point(settings.resume) if settings.resume else None
     resume_stage = resume.stage if resume is not None else None
@@ -369,7 +379,6 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     data = open_training_data(data_settings, sizes.global_size, sizes.patch_size,
                               sizes.min_overlap, augment=settings.augment)
     config, model = _starting_point(settings, data, init, resume)
-    run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
     datamodule = GLNetDataModule(data, settings.batch_size, settings.num_workers)
     for stage in stages:
         module = GLNetModule(config, stage, settings.losses, model=model,

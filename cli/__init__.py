@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import click
 
@@ -27,22 +28,108 @@ COMMANDS = (
 )
 
 
+#: What each command keeps when it is stopped, after "nothing half-written was left under a
+#: final name and no temporary file was left" (the table in docs/guarantees.md).
+KEPT_ON_STOP = {
+    "predict": "the outputs of inputs finished before the stop are kept; with --resume the "
+               "finished scenes are too, rerun with --resume to finish",
+    "train": "no checkpoint was written under -o; the stages finished before the stop and "
+             "Lightning's checkpoints in the run folder are kept for --resume",
+    "evaluate": "no report was written",
+}
+
+
+def _one_line_warnings() -> None:
+    """Show library warnings as one log line each; drop rasterio's NotGeoreferencedWarning.
+
+    glnet-geo says itself, in one line, when an input has no CRS or geotransform
+    (:func:`glnet_geo.io.reader.check_georeferencing`), so rasterio's own two-line warning
+    about it is dropped; any other warning becomes ``WARNING <category>: <first line>``.
+    """
+    import logging
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    log = logging.getLogger("glnet_geo")
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message).strip().splitlines()
+        log.warning("%s: %s", category.__name__, text[0] if text else "")
+
+    warnings.showwarning = show
+    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    _quiet_libtiff()
+
+
+def _quiet_libtiff() -> None:
+    """Stop libtiff from printing straight to stderr where GDAL does not catch its messages.
+
+    GDAL gives each TIFF it opens its own error handler, but libtiff reports some failures
+    (a write refused by a full disk: ``_tiffWriteProc: No space left on device.``) through
+    its process-wide default handler, which prints them raw. Unsetting that default (Linux:
+    the libtiff that rasterio loaded is found in ``/proc/self/maps``) leaves GDAL's handlers,
+    and so GDAL's reasons in our one-line errors, as they were.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libtiff" in line and ".so" in line}
+    except OSError:  # not Linux
+        return
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter.restype = ctypes.c_void_p
+                setter.argtypes = [ctypes.c_void_p]
+                setter(None)
+
+
 class GLNetGroup(click.Group):
-    """A click group that turns expected errors into one-line messages."""
+    """A click group that turns expected errors and stops into one-line messages.
+
+    SIGTERM and SIGHUP are handled like Ctrl-C (:class:`~glnet_geo.cli.signals.StopSignals`):
+    the command's cleanup runs and one line says what was stopped, by what, and what was kept;
+    the exit status is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+    """
 
     def invoke(self, ctx: click.Context):  # noqa: D102
+        from glnet_geo.cli.signals import StopSignals
         from glnet_geo.errors import GLNetGeoError
 
-        try:
-            return super().invoke(ctx)
-        except GLNetGeoError as exc:
-            if ctx.params.get("verbose"):
-                raise
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("Error: interrupted; no output was left under its final name", err=True)
-            sys.exit(130)
+        with StopSignals() as stops, warnings.catch_warnings():
+            if not ctx.params.get("verbose"):
+                _one_line_warnings()
+            try:
+                return super().invoke(ctx)
+            except GLNetGeoError as exc:
+                if ctx.params.get("verbose"):
+                    raise
+                click.echo(f"Error: {exc}", err=True)
+                sys.exit(1)
+            except OSError as exc:
+                # a raster read deep in a library (torchgeo's datasets) that is not ours to wrap
+                from glnet_geo.io.reader import unreadable_raster
+
+                error = unreadable_raster(exc)
+                if error is None or ctx.params.get("verbose"):
+                    raise
+                click.echo(f"Error: {error}", err=True)
+                sys.exit(1)
+            except KeyboardInterrupt:
+                if ctx.params.get("verbose"):
+                    raise
+                command = ctx.invoked_subcommand or "glnet-geo"
+                kept = KEPT_ON_STOP.get(command)
+                click.echo(f"Error: {command} stopped by {stops.describe()}; nothing "
+                           "half-written was left under a final name and no temporary file "
+                           f"was left{'; ' + kept if kept else ''}", err=True)
+                sys.exit(stops.exit_code)
 
 
 @click.group(name="glnet", cls=GLNetGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -50,16 +50,15 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
       glnet-geo evaluate mine.pt custom --images 'test/*.tif' --labels test.gpkg
           --label-field class --json scores.json
     """  # noqa: D301 - click's \b keeps the examples unwrapped
-    from glnet_geo.errors import OutputExistsError
     from glnet_geo.inference import resolve_device
+    from glnet_geo.io.writer import check_output
     from glnet_geo.precision import resolve_precision
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.evaluation import evaluate_checkpoint
 
     outputs = [] if json_path is None else [Path(json_path), Path(json_path).with_suffix(".png")]
-    for path in outputs:
-        if path.exists() and not overwrite:
-            raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it")
+    for path in outputs:  # before the evaluation: it can take hours
+        check_output(path, overwrite=overwrite)
     data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
                         label_field=label_field, classes=class_file, layer=layer,
                         paper_split=paper_split, inria_rule=inria_split)
@@ -84,6 +83,10 @@ def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to a temporary name beside ``path``, then move it there."""
     import os
 
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from glnet_geo.io.staging import Staging
+    from glnet_geo.io.writer import writing
+
+    with Staging(path) as staging, writing(path):  # a stop or a full disk leaves nothing
+        tmp = staging.path(".partial")
+        tmp.write_text(text)
+        os.replace(tmp, path)

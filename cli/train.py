@@ -104,7 +104,7 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
 
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.module import LossSettings
-    from glnet_geo.training.trainer import TrainSettings, train
+    from glnet_geo.training.trainer import NETWORK_SETTINGS, TrainSettings, train
 
     if not click.get_current_context().find_root().params.get("verbose"):
         for name in ("lightning.pytorch", "lightning.fabric"):
@@ -125,9 +125,17 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         augment=not no_augment,
         losses=LossSettings(gamma=gamma, fmreg_weight=fmreg_weight, lr_global=lr_global,
                             lr_local=lr_local, sub_batch_size=sub_batch_size),
-        progress=not quiet, coarse_to_fine=coarse_to_fine)
+        progress=not quiet, coarse_to_fine=coarse_to_fine, given=_given(NETWORK_SETTINGS))
     path = train(data, settings, output, overwrite=overwrite)
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:  # with DDP, every process runs this command
         click.echo(f"wrote {path}")
+
+
+def _given(names: tuple[str, ...]) -> frozenset[str]:
+    """Return the parameters among ``names`` that the command line set (not their defaults)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return frozenset(n for n in names if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE)

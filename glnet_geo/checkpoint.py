@@ -173,12 +173,13 @@ def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
+    from glnet_geo.io.staging import Staging
+    from glnet_geo.io.writer import publish_file, writing
+
+    with Staging(path) as staging, writing(path):  # a stop or a full disk leaves nothing
+        tmp = staging.path(".partial")
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        publish_file(tmp, path, overwrite)
     return path
 
 

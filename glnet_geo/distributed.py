@@ -35,6 +35,7 @@ a per-process cache keyed by path, size and modification time).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections import Counter
@@ -115,6 +116,10 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
     except ImportError:
         raise InputError("--workers and --scheduler need dask.distributed; install it with "
                          "pip install 'dask[distributed]'") from None
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # distributed logs its clusters' life at INFO (two dozen lines a run) through the
+        # root logger; they are for --verbose only
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if cluster.scheduler is not None:
         try:
             client = Client(cluster.scheduler, timeout="20s")
@@ -129,7 +134,17 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
         local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
                              dashboard_address=None)
     with local, Client(local) as client:
+        client.run(_quiet_cancellations)
         yield client
+
+
+def _quiet_cancellations() -> None:
+    """In a local worker: do not log the cancelled scenes of a stopped run (said in one line).
+
+    A run stopped by Ctrl-C or SIGTERM cancels the scenes in flight, which each worker
+    reports as a WARNING of ``distributed.worker.state_machine``.
+    """
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
 
 
 #: Dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` in new workers so that they give

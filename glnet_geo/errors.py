@@ -30,3 +30,7 @@ class OutputError(GLNetGeoError, OSError):
 
 class WeightsNotFoundError(GLNetGeoError, FileNotFoundError):
     """Pretrained weights were asked for but are not available locally."""
+
+
+class RasterReadError(InputError):
+    """A raster opened but some of its pixels cannot be read (a damaged or missing file)."""

@@ -45,11 +45,12 @@ from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
 from glnet_geo.coarse_to_fine import BACKGROUND, confident_patches, refined_patches
 from glnet_geo.errors import GLNetGeoError, InputError, OutputError
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
-from glnet_geo.io.reader import RasterInput, block_cache
+from glnet_geo.io.reader import RasterInput, block_cache, check_georeferencing, open_dataset
 from glnet_geo.io.scenes import Scene, default_halo, in_bands, scene_grid
 from glnet_geo.io.writer import (
     CLASS_NODATA,
     CogWriter,
+    check_geotiff_suffix,
     check_output,
     class_raster_writer,
     probability_raster_writer,
@@ -592,7 +593,24 @@ def prepare_checkpoint(checkpoint: Checkpoint | str | os.PathLike, device: torch
 
 
 def _check_outputs(source: str, outputs: Sequence[Path | None], overwrite: bool) -> None:
-    """Check every output before any work: writable, not existing, not the input."""
+    """Check every output before any work: writable, not existing, not the input.
+
+    Also named by what they hold (GeoTIFFs ``.tif``, the preview ``.png``, polygons a known
+    format) and placeable: the input has a geotransform (and a CRS for polygons).
+    """
+    classes, probabilities, preview, polygons = (*outputs, None, None, None)[:4]
+    check_geotiff_suffix(classes)
+    if probabilities is not None:
+        check_geotiff_suffix(probabilities, "probabilities raster", "--probabilities")
+    if preview is not None and Path(preview).suffix.lower() != ".png":
+        raise OutputError(f"--preview {preview}: the preview is a PNG; name it "
+                          f"{Path(preview).with_suffix('.png')}")
+    if polygons is not None:
+        from glnet_geo import vectorize
+
+        vectorize.check_output(polygons, vectorize.resolve_format(polygons), overwrite)
+    with open_dataset(source) as dataset:
+        check_georeferencing(dataset, polygons=polygons is not None)
     given = [Path(p) for p in outputs if p is not None]
     for path in given:
         check_output(path, overwrite=overwrite)
@@ -820,9 +838,9 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
                 writers[1].write(scaled, window, mask=class_ids != CLASS_NODATA)
         for writer in writers:
             writer.finish()
-        result.classes = writers[0].publish()
+        result.classes = writers[0].publish(overwrite)
         if probabilities is not None:
-            result.probabilities = writers[1].publish()
+            result.probabilities = writers[1].publish(overwrite)
     if preview is not None:
         from glnet_geo.preview import write_preview
 

@@ -140,14 +140,17 @@ class SegmentationScores:
                         color="white" if norm[i, j] > 0.5 else "black")
         ax.set_title(f"mIoU {100 * self.miou:.1f}")
         fig.tight_layout()
+        from glnet_geo.io.staging import Staging
+        from glnet_geo.io.writer import writing
+
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.partial")
         try:
-            fig.savefig(tmp, dpi=100, format="png")
-            os.replace(tmp, path)
+            with Staging(path) as staging, writing(path):
+                tmp = staging.path(".partial.png")
+                fig.savefig(tmp, dpi=100, format="png")
+                os.replace(tmp, path)
         finally:
             plt.close(fig)
-            tmp.unlink(missing_ok=True)
 
 
 def scores(confusion: ConfusionMatrix | torch.Tensor | np.ndarray, class_names: list[str],

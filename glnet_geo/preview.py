@@ -9,7 +9,6 @@ raster size. Drawn with matplotlib's Agg backend (no display needed).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,8 +16,9 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
-from glnet_geo.io.reader import RasterInput
-from glnet_geo.io.writer import CLASS_NODATA
+from glnet_geo.io.reader import RasterInput, reading
+from glnet_geo.io.staging import Staging
+from glnet_geo.io.writer import CLASS_NODATA, writing
 
 #: Longest side of the preview image in pixels.
 MAX_SIZE = 1024
@@ -56,9 +56,10 @@ def stretch(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def background(raster: RasterInput, shape: tuple[int, int]) -> np.ndarray:
     """Read the input as an (H, W, 3) RGB image: its first three bands, or its first as grey."""
     bands = raster.bands[:3] if len(raster.bands) >= 3 else raster.bands[:1]
-    image = raster.dataset.read(bands, out_shape=(len(bands), *shape),
-                                resampling=Resampling.average)
-    valid = raster.dataset.dataset_mask(out_shape=shape) != 0
+    with reading(raster.dataset):
+        image = raster.dataset.read(bands, out_shape=(len(bands), *shape),
+                                    resampling=Resampling.average)
+        valid = raster.dataset.dataset_mask(out_shape=shape) != 0
     rgb = stretch(image, valid)
     return rgb if rgb.shape[-1] == 3 else np.repeat(rgb, 3, axis=-1)
 
@@ -133,10 +134,8 @@ def write_preview(raster: RasterInput, classes: str | os.PathLike, output: str |
         class_ids = src.read(1, out_shape=shape, resampling=Resampling.nearest)
     fig = render(background(raster, shape), class_ids, class_names, class_colors,
                  title=Path(raster.dataset.name).name)
-    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.png")
-    try:
+    with Staging(output) as staging, writing(output):
+        partial = staging.path(".partial.png")
         FigureCanvasAgg(fig).print_png(partial)
         os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
     return output

@@ -59,8 +59,6 @@ import json
 import logging
 import math
 import os
-import shutil
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -654,6 +652,8 @@ def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_B
     """
     import shapely
 
+    from glnet_geo.io.reader import reading
+
     width, height = src.width, src.height
     keep = None if classes is None else np.asarray(sorted(set(classes)))
     ids = _DisjointSet()
@@ -669,8 +669,9 @@ def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_B
         left_ids = left_vals = None
         row_pieces: list[int] = []
         for window in row:
-            data = src.read(1, window=window)
-            valid = src.read_masks(1, window=window) > 0
+            with reading(src, window, "class raster"):
+                data = src.read(1, window=window)
+                valid = src.read_masks(1, window=window) > 0
             if keep is not None:
                 valid &= np.isin(data, keep)
             conf = None if probabilities is None else _confidence(probabilities, window, data)
@@ -754,7 +755,10 @@ def _iter_regions(src: rasterio.io.DatasetReader, *, block_size: int = DEFAULT_B
 def _confidence(probabilities: rasterio.io.DatasetReader, window: Window,
                 data: np.ndarray) -> np.ndarray:
     """Per-pixel confidence: the probability band of each pixel's class (0..1)."""
-    probs = probabilities.read(window=window)
+    from glnet_geo.io.reader import reading
+
+    with reading(probabilities, window, "probabilities raster"):
+        probs = probabilities.read(window=window)
     if probs.shape[0] == 1:
         conf = probs[0].astype(np.float64)
     else:
@@ -875,9 +879,12 @@ class _StagedOutput:
         self.path, self.fmt = path, fmt
         self.geometry_type, self.columns, self.crs = geometry_type, columns, crs
         self.layer = path.stem
-        tag = uuid.uuid4().hex[:8]
-        self.staging = path.parent / f".{path.name}.{tag}.tmp.gpkg"
-        self.converted = path.parent / f".{path.name}.{tag}.tmp"
+        from glnet_geo.io.staging import Staging
+
+        # also removes what an ended (killed) run left beside the same output
+        self._lease = Staging(path)
+        self.staging = self._lease.path(".tmp.gpkg")
+        self.converted = self._lease.path(".tmp")
         self.count = 0
         self._started = False
 
@@ -893,24 +900,31 @@ class _StagedOutput:
         import pyogrio
 
         pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": self._sync})
-        for tmp in (self.staging, self.converted):
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
+        for journal in self.staging.parent.glob(f"{self.staging.name}-*"):
+            journal.unlink(missing_ok=True)
+        self._lease.close()
 
     def write(self, frame: gpd.GeoDataFrame) -> None:
         """Append features."""
         import pyogrio
 
-        pyogrio.write_dataframe(frame, self.staging, layer=self.layer, driver="GPKG",
-                                geometry_type=self.geometry_type, append=self._started,
-                                promote_to_multi=self.geometry_type == "MultiPolygon")
+        from glnet_geo.io.writer import writing
+
+        with writing(self.path):
+            pyogrio.write_dataframe(frame, self.staging, layer=self.layer, driver="GPKG",
+                                    geometry_type=self.geometry_type, append=self._started,
+                                    promote_to_multi=self.geometry_type == "MultiPolygon")
         self._started = True
         self.count += len(frame)
 
     def publish(self, overwrite: bool) -> None:
         """Move the features under the final name (converting when needed)."""
+        from glnet_geo.io.writer import writing
+
+        with writing(self.path):
+            self._publish(overwrite)
+
+    def _publish(self, overwrite: bool) -> None:
         if self.fmt is VectorFormat.GPKG:
             self._replace(self.staging, self.path, overwrite)
             return
@@ -941,10 +955,9 @@ class _StagedOutput:
 
     @staticmethod
     def _replace(source: Path, target: Path, overwrite: bool) -> None:
-        if target.exists() and not overwrite:  # appeared while we worked
-            raise OutputExistsError(f"{target} already exists; pass --overwrite "
-                                    f"(overwrite=True) to replace it")
-        os.replace(source, target)
+        from glnet_geo.io.writer import publish_file
+
+        publish_file(source, target, overwrite)  # refuses an output that appeared meanwhile
 
     def _write_geoparquet(self, target: Path) -> None:
         """Stream the staged features into GeoParquet 1.1 (WKB geometry column)."""

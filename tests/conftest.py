@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 import torch
 from affine import Affine
 from hypothesis import settings
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
 
 from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
 from glnet_geo.models.stages import Stage
@@ -145,3 +154,58 @@ def corrupt_last_tile():
         return repair
 
     return corrupt
+
+
+@pytest.fixture
+def damaged_raster(make_raster, corrupt_last_tile):
+    """Factory of rasters that open but cannot be read to the end.
+
+    ``truncated``: a tiled GeoTIFF cut after half its bytes (its header and first tiles
+    survive); ``corrupt``: one whose last compressed tile is garbage; ``vrt``: a VRT whose
+    source file is missing.
+    """
+
+    def make(kind: str, name: str | None = None, side: int = 96) -> Path:
+        tiled = dict(tiled=True, blockxsize=16, blockysize=16, compress="deflate")
+        if kind == "vrt":
+            source = make_raster("source.tif", side, side)
+            path = source.with_name(name or "mosaic.vrt")
+            with rasterio.open(source) as src:
+                rasterio.shutil.copy(src, path, driver="VRT")
+            source.unlink()
+            return path
+        path = make_raster(name or f"{kind}.tif", side, side, **tiled)
+        if kind == "truncated":
+            data = path.read_bytes()
+            path.write_bytes(data[: len(data) // 2])
+        elif kind == "corrupt":
+            corrupt_last_tile(path)
+        else:
+            raise ValueError(kind)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def run_glnet():
+    """Factory: run ``glnet-geo`` in a process of its own (see :func:`glnet_process`)."""
+    return glnet_process
+
+
+def glnet_process(*args: object, file_size_limit: int | None = None,
+                  timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``glnet-geo ARGS`` in a process of its own (one torch thread), output captured.
+
+    ``file_size_limit`` (bytes) makes every write beyond it fail the way a full disk does
+    (``RLIMIT_FSIZE``, with ``SIGXFSZ`` ignored so the write returns ``EFBIG``).
+    """
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)],
+                          preexec_fn=limited if file_size_limit else None, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -178,3 +178,40 @@ def test_cluster_options_are_checked():
         Cluster(workers=0)
     assert Cluster(workers=2).torch_threads == 1
     assert Cluster(scheduler="tcp://h:8786").torch_threads is None
+
+
+def test_a_worker_killed_mid_run_costs_nothing_but_time(cluster, make_checkpoint, make_raster,
+                                                        tmp_path):
+    import signal
+    import threading
+    import time
+
+    checkpoint, raster = make_checkpoint(), tiled(make_raster, seed=7)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = predict_raster(checkpoint, raster, tmp_path / "single.tif", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "dask.tif"
+    parts = parts_directory(out)
+    killed = []
+
+    def kill_a_worker_once_a_scene_is_done() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(parts.glob("scene-*.tif")):
+            time.sleep(0.01)
+        pid = next(iter(cluster.run(os.getpid).values()))
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_a_worker_once_a_scene_is_done)
+    killer.start()
+    result = predict_raster(checkpoint, raster, out, progress=False,
+                            scheduler=cluster.scheduler.address)
+    killer.join()
+    assert killed and result.scenes == 4
+    assert np.array_equal(read(out, 1), read(single.classes, 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dask.tif", "scene.tif",
+                                                         "single.tif"]
+    cluster.wait_for_workers(2, timeout=60)  # the nanny restarted it, for the next tests

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,7 +55,10 @@ from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 from glnet_geo.checkpoint import DEFAULT_COLORS, Normalization
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError
+from glnet_geo.io.reader import reading
 from glnet_geo.metrics import NO_LABEL
+
+log = logging.getLogger(__name__)
 
 #: Suffixes read as vector label files.
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet")
@@ -190,6 +194,28 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def warn_invalid_polygons(path: str, geometries: Any) -> int:
+    """Warn in one line when label polygons are invalid (self-intersecting, bad rings).
+
+    GDAL rasterizes them as its scanline fill goes, which can leave holes or
+    fill the wrong side of a bow-tie, so the labels may not say what they
+    were meant to; repairing is the user's call (``ogr2ogr -makevalid``).
+
+    Returns:
+        The number of invalid polygons.
+
+    """
+    valid = shapely.is_valid(np.asarray(geometries))
+    invalid = np.flatnonzero(~valid & ~shapely.is_missing(np.asarray(geometries)))
+    if len(invalid):
+        reason = shapely.is_valid_reason(np.asarray(geometries)[invalid[0]])
+        log.warning("labels %s: %d of %d polygons are invalid (feature %d: %s); they are "
+                    "rasterized as they are, which may leave holes or fill the wrong areas: "
+                    "repair them first (ogr2ogr -makevalid fixed.gpkg %s)", path, len(invalid),
+                    len(valid), invalid[0], reason, path)
+    return len(invalid)
+
+
 def vector_classes(path: str, label_field: str, classes: ClassTable | None,
                    layer: str | None = None) -> tuple[ClassTable, dict[Any, int]]:
     """Find the classes of a vector label file and the class id of each attribute value.
@@ -203,9 +229,8 @@ def vector_classes(path: str, label_field: str, classes: ClassTable | None,
 
     try:
         info = pyogrio.read_info(path, layer=layer)
-        values = pyogrio.read_dataframe(path, layer=layer, columns=[label_field],
-                                        read_geometry=False) if label_field in info["fields"] \
-            else None
+        values = pyogrio.read_dataframe(path, layer=layer, columns=[label_field]) \
+            if label_field in info["fields"] else None
     except pyogrio.errors.DataSourceError as exc:
         raise InputError(f"labels {path} cannot be read as a vector file ({exc}); give a "
                          "GeoPackage, GeoJSON or Shapefile") from None
@@ -213,6 +238,7 @@ def vector_classes(path: str, label_field: str, classes: ClassTable | None,
         raise InputError(f"labels {path} has no attribute {label_field!r} (attributes: "
                          f"{', '.join(info['fields']) or 'none'}); pass the class attribute "
                          "with --label-field")
+    warn_invalid_polygons(path, values.geometry)
     series = values[label_field].dropna()
     unique = sorted({_plain(v) for v in series})
     if not unique:
@@ -256,7 +282,8 @@ def raster_classes(paths: Sequence[str], classes: ClassTable | None) -> ClassTab
         with rasterio.open(path) as src:
             nodata = src.nodata
             for _, window in src.block_windows(1):
-                block = src.read(1, window=window)
+                with reading(src, window, "label raster"):
+                    block = src.read(1, window=window)
                 if nodata is not None:
                     block = block[block != nodata]
                 block = block[block != NO_LABEL]
@@ -293,7 +320,8 @@ def image_normalization(paths: Sequence[str], sample_side: int = 256) -> Normali
         with rasterio.open(path) as src:
             scale = max(1, max(src.height, src.width) // sample_side)
             shape = (src.count, max(1, src.height // scale), max(1, src.width // scale))
-            data = src.read(out_shape=shape, masked=True).astype(np.float64)
+            with reading(src, role="image"):
+                data = src.read(out_shape=shape, masked=True).astype(np.float64)
         valid = ~np.ma.getmaskarray(data).any(0)
         values = data.filled(0)[:, valid]
         sums = values.sum(1) if sums is None else sums + values.sum(1)
@@ -357,8 +385,8 @@ class CustomDataset:
             raise InputError(
                 f"the labels ({self.label_files[0]}, ...) do not overlap the images "
                 f"({self.image_files[0]}, ...): images cover {_extent(self.images)}, labels "
-                f"cover {_extent(self.labels)} in {self.images.crs}; give labels of the same "
-                "area") from None
+                f"cover {_extent(self.labels)} in {crs_name(self.images.crs)}; give labels of "
+                "the same area") from None
 
     @property
     def footprint(self) -> shapely.Geometry:
@@ -442,6 +470,18 @@ class CustomDataset:
                 if shapely.box(x.start, y.start, x.stop, y.stop).intersection(tile).area > 0:
                     scenes.append(((x, y), tile))
         return scenes
+
+
+def crs_name(crs: object) -> str:
+    """Name a CRS briefly for a message: its authority code (EPSG:32631), else its name."""
+    from pyproj import CRS as ProjCRS
+
+    try:
+        parsed = ProjCRS.from_user_input(crs)
+    except Exception:  # noqa: BLE001 - any CRS pyproj cannot parse is named as it prints
+        return str(crs)
+    authority = parsed.to_authority()
+    return ":".join(authority) if authority else parsed.name
 
 
 def _extent(dataset: Any) -> str:

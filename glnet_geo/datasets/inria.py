@@ -38,6 +38,7 @@ from glnet_geo.classes import INRIA
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.datasets.split import Split
 from glnet_geo.errors import InputError
+from glnet_geo.io.reader import reading
 
 #: ``<city><n>.tif``: the city is letters and dashes (``tyrol-w``), ``n`` 1..36.
 TILE_NAME = re.compile(r"^(?P<city>[a-z][a-z-]*?)(?P<number>\d+)\.tif$", re.IGNORECASE)
@@ -147,9 +148,9 @@ class Inria(Dataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(3, H, W)`` image and ``(H, W)`` uint8 class ids of scene ``index``."""
         image_path, gt_path = self.items[index]
-        with rasterio.open(image_path) as src:
+        with rasterio.open(image_path) as src, reading(src, role="image"):
             image = src.read()
-        with rasterio.open(gt_path) as src:
+        with rasterio.open(gt_path) as src, reading(src, role="label raster"):
             gt = src.read(1)
         if gt.shape != image.shape[1:]:
             raise InputError(f"{gt_path} is {gt.shape[1]} x {gt.shape[0]} px but its image is "

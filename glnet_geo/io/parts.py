@@ -37,6 +37,7 @@ from rasterio.windows import Window
 
 from glnet_geo.errors import InputError, OutputError
 from glnet_geo.io.scenes import Scene
+from glnet_geo.io.writer import writing
 
 #: Name of the manifest inside a part store.
 MANIFEST = "manifest.json"
@@ -79,10 +80,10 @@ def write_part(path: str | os.PathLike, classes: np.ndarray,
     data = np.concatenate(bands)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
     try:
-        with rasterio.open(tmp, "w", driver="GTiff", width=classes.shape[1],
-                           height=classes.shape[0], count=data.shape[0], dtype="uint8",
-                           transform=transform or Affine.identity(), nodata=PART_NODATA,
-                           compress="DEFLATE", zlevel=1) as dst:
+        with writing(path), rasterio.open(
+                tmp, "w", driver="GTiff", width=classes.shape[1], height=classes.shape[0],
+                count=data.shape[0], dtype="uint8", transform=transform or Affine.identity(),
+                nodata=PART_NODATA, compress="DEFLATE", zlevel=1) as dst:
             dst.write(data)
         os.replace(tmp, path)
     finally:

@@ -20,22 +20,28 @@ from __future__ import annotations
 
 import functools
 import glob
+import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
 from rasterio import windows
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from glnet_geo.errors import InputError
+from glnet_geo.errors import InputError, RasterReadError
 
 if TYPE_CHECKING:
     from glnet_geo.checkpoint import Normalization
+
+log = logging.getLogger(__name__)
 
 #: Resampling of the decimated global-view read (GDAL scales the kernel to
 #: the decimation factor, so this is an antialiased downsampling).
@@ -198,6 +204,130 @@ def open_dataset(path: str | os.PathLike) -> rasterio.DatasetReader:
     return dataset
 
 
+def gdal_reason(error: BaseException) -> str:
+    """Return GDAL's reason for a failed read, in one line.
+
+    rasterio raises ``RasterioIOError("Read failed. See previous exception
+    ...")`` chained to GDAL's own errors (the block that failed, then the
+    codec's or the file system's reason); their first lines are joined,
+    outermost first, without repeats.
+    """
+    messages: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(messages) < 8:
+        lines = str(current).strip().splitlines()
+        text = lines[0].strip() if lines else ""
+        if text and "See previous exception" not in text and \
+                not any(text in known for known in messages):
+            messages.append(text)
+        current = current.__cause__ or current.__context__
+    return "; ".join(messages) or type(error).__name__
+
+
+def describe_window(dataset: rasterio.DatasetReader, window: Window | None) -> str:
+    """Name a window of ``dataset`` in pixels and in the file's blocks (tiles or strips)."""
+    if window is None:
+        window = Window(0, 0, dataset.width, dataset.height)
+    col, row = int(window.col_off), int(window.row_off)
+    width, height = int(window.width), int(window.height)
+    text = f"window x {col}-{col + width - 1}, y {row}-{row + height - 1}"
+    block_rows, block_cols = dataset.block_shapes[0]
+    if block_rows and block_cols:
+        bx = f"{col // block_cols}-{(col + width - 1) // block_cols}"
+        by = f"{row // block_rows}-{(row + height - 1) // block_rows}"
+        text += f" (blocks x {bx}, y {by} of {block_cols}x{block_rows} px)"
+    return text
+
+
+def unreadable_raster(error: BaseException) -> RasterReadError | None:
+    """Return the one-line error of a failed GDAL read raised outside :func:`reading`, or None.
+
+    For reads made by other libraries (torchgeo's datasets): GDAL's reason
+    usually names the file and the block.
+    """
+    if not isinstance(error, RasterioIOError) or not str(error).startswith("Read failed"):
+        return None
+    return RasterReadError(f'a raster cannot be read: GDAL says "{gdal_reason(error)}"; the '
+                           "file is damaged or incomplete (an interrupted copy or download?) or "
+                           "a VRT's source is missing; copy or make it again")
+
+
+@contextmanager
+def reading(dataset: rasterio.DatasetReader, window: Window | None = None,
+            role: str = "input") -> Iterator[None]:
+    """Turn a failed GDAL read of ``window`` into one :class:`RasterReadError` line.
+
+    The line names the file, the window (and the blocks it covers) and
+    GDAL's reason, with the fix: a VRT's missing or damaged source is
+    restored or the VRT rebuilt; any other file is copied or made again.
+
+    Raises:
+        RasterReadError: The read failed (truncated file, corrupt tile,
+            missing VRT source, unreachable remote file).
+
+    """
+    try:
+        yield
+    except (RasterioIOError, CPLE_BaseError) as exc:
+        if dataset.driver == "VRT":
+            fix = ("a source file of the VRT is missing or damaged; restore it or rebuild the "
+                   "VRT (gdalbuildvrt)")
+        else:
+            fix = ("the file is damaged or incomplete (an interrupted copy or download?); copy "
+                   "or make it again")
+        raise RasterReadError(f"{role} {dataset.name} cannot be read at "
+                              f"{describe_window(dataset, window)}: GDAL says "
+                              f"\"{gdal_reason(exc)}\"; {fix}") from None
+
+
+#: Inputs already warned about having no CRS (a run checks an input more than once).
+_WARNED_NO_CRS: set[str] = set()
+
+
+def check_georeferencing(dataset: rasterio.DatasetReader, polygons: bool = False) -> None:
+    """Check, before any work, that the outputs can be placed where the input is.
+
+    The outputs copy the input's CRS and geotransform. A raster located only
+    by ground control points or RPCs has neither (its pixels are not yet on a
+    map grid), so it is refused with the command that warps it; a raster
+    without a CRS predicts, with one warning line, into outputs without one,
+    but cannot be turned into polygons.
+
+    Args:
+        dataset: The open input.
+        polygons: Whether polygons are to be written from its prediction.
+
+    Raises:
+        InputError: GCPs or RPCs instead of a geotransform; or no CRS while
+            ``polygons`` is true.
+
+    """
+    name = dataset.name
+    with warnings.catch_warnings():  # rasterio warns when it has no geotransform to give
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        has_transform = not dataset.transform.is_identity
+        gcps, _ = dataset.gcps
+        rpcs = dataset.rpcs
+    if not has_transform and (gcps or rpcs):
+        what, option = ((f"{len(gcps)} ground control points", "") if gcps
+                        else ("rational polynomial coefficients (RPCs)", " -rpc"))
+        raise InputError(f"input {name} is located by {what}, not by a geotransform, so the "
+                         "outputs could not be placed where it is; warp it onto a map grid "
+                         f"first: gdalwarp{option} {name} warped.tif (or, without a copy, "
+                         f"gdalwarp{option} -of VRT {name} warped.vrt) and predict that")
+    if dataset.crs is None:
+        if polygons:
+            raise InputError(f"input {name} has no CRS, so polygons made from it could not be "
+                             "placed on the map (--polygons); assign one first (rio edit-info "
+                             f"--crs EPSG:<code> {name}) or leave out --polygons")
+        if name in _WARNED_NO_CRS:
+            return
+        _WARNED_NO_CRS.add(name)
+        what = "has no CRS" if has_transform else "is not georeferenced (no CRS, no geotransform)"
+        log.warning("input %s %s; the outputs will not be either (assign a CRS with rio "
+                    "edit-info --crs EPSG:<code> %s)", name, what, name)
+
+
 def _inside(window: Window, bounds: Window) -> Window | None:
     """Return the part of ``window`` inside ``bounds``, or None when they do not meet."""
     if not windows.intersect(window, bounds):
@@ -280,7 +410,8 @@ class RasterInput:
         """Return the validity of ``raw``, read from ``window`` (inside the raster) at ``shape``."""
         if self.all_valid:  # spares reading GDAL's all-255 mask
             return np.ones(raw.shape[1:], dtype=bool)
-        valid = self.dataset.dataset_mask(window=window, out_shape=shape) != 0
+        with reading(self.dataset, window):
+            valid = self.dataset.dataset_mask(window=window, out_shape=shape) != 0
         if raw.dtype.kind == "f":
             valid &= np.isfinite(raw).all(axis=0)
         return valid
@@ -303,8 +434,10 @@ class RasterInput:
         height, width = shape
         inside = _inside(window, self.window)
         if inside == window:
-            raw = self.dataset.read(self.bands, window=window, out_shape=(len(self.bands), *shape),
-                                    resampling=GLOBAL_RESAMPLING)
+            with reading(self.dataset, window):
+                raw = self.dataset.read(self.bands, window=window,
+                                        out_shape=(len(self.bands), *shape),
+                                        resampling=GLOBAL_RESAMPLING)
             valid = self._valid(raw, window, shape)
             return normalize(raw, valid, self.normalization), valid
         x = np.zeros((len(self.bands), height, width), dtype=np.float32)
@@ -335,7 +468,8 @@ class RasterInput:
         valid = np.zeros(raw.shape[1:], dtype=bool)
         inside = _inside(window, self.window)
         if inside is not None:
-            part = self.dataset.read(self.bands, window=inside)
+            with reading(self.dataset, inside):
+                part = self.dataset.read(self.bands, window=inside)
             at = _slices_within(inside, window)
             raw[(slice(None), *at)] = part
             valid[at] = self._valid(part, inside)

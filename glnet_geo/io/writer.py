@@ -5,8 +5,12 @@ next to the final path, converts it into a COG with overviews (GDAL's COG
 driver, through :func:`rasterio.shutil.copy`) under another hidden name, and only
 then moves it to its final name (:func:`os.replace`, atomic on one
 filesystem). Until :meth:`CogWriter.publish` nothing exists under the final
-name; :meth:`CogWriter.discard` (run on any exception, Ctrl-C included)
-removes every temporary file.
+name; :meth:`CogWriter.discard` (run on any exception, Ctrl-C and SIGTERM
+included) removes every temporary file, and the temporaries a killed run left
+are removed by the next writer of the same output (:mod:`glnet_geo.io.staging`).
+Without ``overwrite``, :meth:`CogWriter.publish` refuses an output that another
+run published meanwhile; a write refused for space is one :class:`OutputError`
+(:func:`writing`).
 
 :func:`class_raster_writer` and :func:`probability_raster_writer` configure it
 for the two rasters ``predict`` writes.
@@ -14,11 +18,13 @@ for the two rasters ``predict`` writes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,7 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
 from glnet_geo.errors import OutputError, OutputExistsError
+from glnet_geo.io.staging import Staging
 
 #: Nodata value of the class raster: input nodata, masked or outside pixels.
 CLASS_NODATA = 255
@@ -73,6 +80,91 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> Path:
         raise OutputError(f"cannot write in output directory {parent} ({exc.strerror}); "
                           "choose a writable directory") from None
     return path
+
+
+#: Errnos of a write that failed for want of space (or of a size limit or quota).
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+#: Below this much free space (MB), a failed write is taken for a full file system.
+FULL_BELOW_MB = 64
+
+
+def no_space_error(path: str | os.PathLike, reason: str, full: bool = False) -> OutputError:
+    """Build the one-line error of a write that failed on a full (or limited) file system.
+
+    Args:
+        path: The output being written.
+        reason: What the system or GDAL said.
+        full: The system said so (``ENOSPC``); else the free space decides.
+
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        free_mb = shutil.disk_usage(directory).free / 2**20
+    except OSError:
+        free_mb = 0.0
+    if full or free_mb < FULL_BELOW_MB:
+        what = f"no space left on {directory} ({free_mb:.0f} MB free) while writing {path.name}"
+    else:
+        what = (f"cannot write {path.name} in {directory}: the file system refused it though "
+                f"{free_mb:.0f} MB are free (a file size limit or a quota?)")
+    return OutputError(f"{what}: {reason}; free some space or write elsewhere; the temporary "
+                       "files were removed and no existing output was touched")
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a failed write for ``path`` (a full disk, a size limit) into one :class:`OutputError`.
+
+    GDAL reports a failed raster write as ``RasterioIOError("Write failed
+    ...")`` chained to its reason, a failed vector write as one of pyogrio's
+    errors (SQLite's "disk I/O error" for a GeoPackage); Python writes raise
+    :class:`OSError` with ``ENOSPC``, ``EFBIG`` or ``EDQUOT``.
+    """
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioIOError
+
+    from glnet_geo.io.reader import gdal_reason
+
+    try:
+        yield
+    except (RasterioIOError, CPLE_BaseError) as exc:
+        raise no_space_error(path, f'GDAL says "{gdal_reason(exc)}"') from None
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        raise no_space_error(path, exc.strerror or str(exc),
+                             full=exc.errno == errno.ENOSPC) from None
+    except RuntimeError as exc:  # pyogrio's write errors (FeatureError, DataSourceError, ...)
+        if not type(exc).__module__.startswith("pyogrio"):
+            raise
+        first = str(exc).strip().splitlines()
+        raise no_space_error(path, f'GDAL says "{first[0] if first else type(exc).__name__}"'
+                             ) from None
+
+
+#: Suffixes of the GeoTIFFs ``predict`` writes (class and probabilities rasters).
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def check_geotiff_suffix(path: str | os.PathLike, role: str = "class raster",
+                         option: str = "-o") -> None:
+    """Refuse to write a GeoTIFF under a name that says otherwise (``classes.png``, ``classes``).
+
+    Raises:
+        OutputError: The suffix is not ``.tif`` or ``.tiff``.
+
+    """
+    path = Path(path)
+    if path.suffix.lower() in GEOTIFF_SUFFIXES:
+        return
+    fixed = path.with_name(f"{path.stem if path.suffix else path.name}.tif")
+    what = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+    hint = " (the PNG quick-look is --preview)" if path.suffix.lower() == ".png" else ""
+    raise OutputError(f"{option} {path}: the {role} is a Cloud-Optimized GeoTIFF but the name "
+                      f"has {what}; name it {fixed}{hint}")
 
 
 class CogWriter:
@@ -118,15 +210,17 @@ class CogWriter:
         self.band_tags = band_tags or {}
         self.band_descriptions = list(band_descriptions or [])
         self.overview_resampling = overview_resampling
-        token = uuid.uuid4().hex[:8]
-        self._partial = self.path.with_name(f".{self.path.name}.{token}.partial.tif")
-        self._cog = self.path.with_name(f".{self.path.name}.{token}.cog.tif")
+        self._staging: Staging | None = None
+        self._partial: Path | None = None
+        self._cog: Path | None = None
         self._dataset: rasterio.io.DatasetWriter | None = None
         self._published = False
 
     @property
     def temporary_paths(self) -> tuple[Path, Path]:
-        """Return the hidden files this writer creates next to its final path."""
+        """Return the hidden files this writer creates next to its final path (once open)."""
+        if self._partial is None:
+            raise RuntimeError("CogWriter.temporary_paths asked for before open()")
         return self._partial, self._cog
 
     def __enter__(self) -> CogWriter:
@@ -138,8 +232,15 @@ class CogWriter:
             self.discard()
 
     def open(self) -> None:
-        """Create the temporary tiled GeoTIFF and write its metadata."""
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        """Create the temporary tiled GeoTIFF and write its metadata.
+
+        The temporaries that an ended run (killed, or out of power) left for
+        the same output are removed first (:class:`~glnet_geo.io.staging.Staging`).
+        """
+        self._staging = Staging(self.path)
+        self._partial = self._staging.path(".partial.tif")
+        self._cog = self._staging.path(".cog.tif")
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), writing(self.path):
             dataset = rasterio.open(self._partial, "w", **self.profile)
         self._dataset = dataset
         if self.colormap is not None:
@@ -166,11 +267,12 @@ class CogWriter:
             raise RuntimeError("CogWriter.write called before open()")
         if array.ndim == 2:
             array = array[None]
-        self._dataset.write(array, window=window)
-        if self.internal_mask:
-            if mask is None:
-                raise ValueError("this writer has an internal mask; pass mask=")
-            self._dataset.write_mask(mask.astype(np.uint8) * 255, window=window)
+        if self.internal_mask and mask is None:
+            raise ValueError("this writer has an internal mask; pass mask=")
+        with writing(self.path):
+            self._dataset.write(array, window=window)
+            if self.internal_mask:
+                self._dataset.write_mask(mask.astype(np.uint8) * 255, window=window)
 
     def finish(self) -> None:
         """Close the temporary GeoTIFF and convert it into a COG with overviews.
@@ -183,9 +285,10 @@ class CogWriter:
         """
         if self._dataset is None:
             raise RuntimeError("CogWriter.finish called before open()")
-        self._dataset.close()
-        self._dataset = None
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+        dataset, self._dataset = self._dataset, None
+        with writing(self.path):
+            dataset.close()
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), writing(self.path):
             rasterio.shutil.copy(self._partial, self._cog, driver="COG", BLOCKSIZE=BLOCK_SIZE,
                                  COMPRESS="DEFLATE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
                                  OVERVIEW_RESAMPLING=self.overview_resampling.upper())
@@ -195,10 +298,24 @@ class CogWriter:
             raise OutputError(f"the COG written for {self.path} is not valid ({errors}); "
                               "this is a bug, please report it")
 
-    def publish(self) -> Path:
-        """Move the finished COG to its final name (atomic) and return that path."""
-        os.replace(self._cog, self.path)
+    def publish(self, overwrite: bool = True) -> Path:
+        """Move the finished COG to its final name (atomic) and return that path.
+
+        Args:
+            overwrite: Whether a file that now exists under the final name
+                may be replaced. Without it the COG is linked there
+                (:func:`os.link`, which fails on an existing name), so a
+                file that another run published meanwhile is never replaced.
+
+        Raises:
+            OutputExistsError: ``overwrite`` is false and the final name
+                exists (another run wrote it while this one was running).
+
+        """
+        publish_file(self._cog, self.path, overwrite)
         self._published = True
+        if self._staging is not None:
+            self._staging.close()
         return self.path
 
     def discard(self) -> None:
@@ -206,10 +323,43 @@ class CogWriter:
         if self._dataset is not None:
             try:
                 self._dataset.close()
+            except Exception:  # noqa: BLE001 - a failed flush (a full disk) is being discarded
+                pass
             finally:
                 self._dataset = None
-        for tmp in self.temporary_paths:
-            tmp.unlink(missing_ok=True)
+        if self._staging is not None:
+            self._staging.close()
+
+
+def publish_file(temporary: Path, final: Path, overwrite: bool) -> None:
+    """Move a finished temporary file to its final name, atomically.
+
+    With ``overwrite`` it is :func:`os.replace`; without, :func:`os.link`
+    then unlink, which refuses an existing final name at the instant of the
+    move (where the file system has no hard links, :func:`os.replace` after
+    a last check).
+
+    Raises:
+        OutputExistsError: ``overwrite`` is false and ``final`` exists.
+
+    """
+    if overwrite:
+        os.replace(temporary, final)
+        return
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        raise OutputExistsError(f"output {final} appeared while this run was writing it "
+                                "(another run writing the same output?); it was left as it "
+                                "is: pass --overwrite to replace it") from None
+    except OSError:  # no hard links here (FAT, some network shares)
+        if final.exists():
+            raise OutputExistsError(f"output {final} appeared while this run was writing it; "
+                                    "it was left as it is: pass --overwrite to replace it"
+                                    ) from None
+        os.replace(temporary, final)
+        return
+    temporary.unlink()
 
 
 def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, int, int]]:

@@ -36,7 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint, save_checkpoint
 from glnet_geo.datasets.sample import collate_scenes
-from glnet_geo.errors import CheckpointError, InputError, OutputExistsError
+from glnet_geo.errors import CheckpointError, InputError, OutputError, OutputExistsError
+from glnet_geo.io.writer import check_output
 from glnet_geo.models import GLNet
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.data import DataSettings, GLNetDataModule, TrainingData, open_training_data
@@ -99,6 +100,9 @@ class TrainSettings:
         coarse_to_fine: Train stages 2 and 3 on the patches around the
             labels' foreground only (class 0 is the background); the
             checkpoint then predicts coarse-to-fine.
+        given: Names of the fields the user set explicitly (the command
+            line's options); with ``init`` or ``resume`` those that fix the
+            network (backbone, view sizes) must match the checkpoint's.
 
     """
 
@@ -127,6 +131,7 @@ class TrainSettings:
     losses: LossSettings = field(default_factory=LossSettings)
     progress: bool = True
     coarse_to_fine: bool = False
+    given: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.plan = StagePlan(self.plan)
@@ -237,6 +242,31 @@ def _check_classes(config: ModelConfig, data: TrainingData, source: str) -> None
                          f"{config.in_channels}; use imagery with the same bands")
 
 
+#: Settings that fix the network: a run started from a checkpoint takes the checkpoint's.
+NETWORK_SETTINGS = ("backbone", "global_size", "patch_size", "min_overlap")
+
+
+def check_same_network(config: ModelConfig, settings: TrainSettings, option: str,
+                       path: str | os.PathLike) -> None:
+    """Refuse network settings given explicitly that differ from the checkpoint's.
+
+    A run from ``--init`` or ``--resume`` continues the checkpoint's network,
+    so ``--backbone resnet34`` with a ResNet-18 checkpoint would otherwise be
+    silently ignored.
+
+    Raises:
+        InputError: A setting in ``settings.given`` differs from ``config``'s.
+
+    """
+    for name in NETWORK_SETTINGS:
+        wanted, trained = getattr(settings, name), getattr(config, name)
+        if name in settings.given and wanted != trained:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} {wanted} but {option} {path} was trained with {flag} "
+                             f"{trained}; leave out {flag} (the checkpoint's is used) or start "
+                             f"a new run without {option}")
+
+
 def _check_start(stage: Stage, init: Checkpoint | None, settings: TrainSettings) -> None:
     """Check that a run starting at ``stage`` starts from the stage before it (Algorithm 1)."""
     if stage is Stage.GLOBAL or settings.resume:
@@ -320,6 +350,15 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     output = Path(output)
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
+    run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
+    for directory in (output.parent, run_dir):  # before training, not after it
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {directory} ({exc.strerror}); choose a writable "
+                              "location for -o (and --run-dir)") from None
+    check_output(output, overwrite=True)  # its directory is writable
+    check_output(run_dir / LAST, overwrite=True)  # and so is the run's
     stages = settings.plan.stages
     resume = read_resume_point(settings.resume) if settings.resume else None
     resume_stage = resume.stage if resume is not None else None
@@ -333,19 +372,26 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     init = load_checkpoint(settings.init) if settings.init else None
     _check_start(stages[0], init, settings)
     earlier = init.config if init is not None else resume.config if resume else None
+    if earlier is not None:
+        check_same_network(earlier, settings, "--init" if init is not None else "--resume",
+                           settings.init or settings.resume)
     sizes = earlier or settings  # views as the model was trained
     data = open_training_data(data_settings, sizes.global_size, sizes.patch_size,
                               sizes.min_overlap, augment=settings.augment)
     config, model = _starting_point(settings, data, init, resume)
-    run_dir = Path(settings.run_dir) if settings.run_dir else default_run_dir(output)
     datamodule = GLNetDataModule(data, settings.batch_size, settings.num_workers)
     for stage in stages:
         module = GLNetModule(config, stage, settings.losses, model=model,
                              coarse_to_fine=settings.coarse_to_fine)
         trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None)
         ckpt_path = settings.resume if stage is resume_stage else None
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path,
-                    weights_only=True if ckpt_path else None)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path,
+                        weights_only=True if ckpt_path else None)
+        except SystemExit:
+            if trainer.interrupted:  # Lightning ends an interrupted fit with sys.exit(1)
+                raise KeyboardInterrupt(f"training stage '{stage.value}' stopped") from None
+            raise
         model = module.model
         if trainer.is_global_zero:
             reached = dataclasses.replace(config, stage=stage, coarse_to_fine=(

@@ -72,3 +72,18 @@ def test_local_mode_needs_a_trained_local_branch(files, tmp_path):
     result = invoke("evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
                     files.labels[0], "--mode", "local")
     one_line_error(result, "--mode local")
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_the_evaluation(files, tmp_path,
+                                                                         monkeypatch):
+    import glnet_geo.training.evaluation
+
+    def evaluate(*args, **kwargs):
+        raise AssertionError("evaluated before the check")
+
+    monkeypatch.setattr(glnet_geo.training.evaluation, "evaluate_checkpoint", evaluate)
+    checkpoint = _checkpoint(tmp_path / "m.pt", synthetic.CLASS_NAMES)
+    result = invoke("evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
+                    files.labels[0], "--classes", files.classes, "--json",
+                    tmp_path / "missing" / "scores.json")
+    one_line_error(result, "missing does not exist")

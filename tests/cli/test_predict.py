@@ -1,4 +1,5 @@
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -142,7 +143,7 @@ def test_interrupt_leaves_no_half_written_file(make_checkpoint, make_raster, tmp
     result = run(make_checkpoint(), raster, "-o", out / "classes.tif", "--probabilities",
                  out / "probs.tif", "--mode", "global", "--scene-size", "100")
     assert result.exit_code == 130
-    assert_one_line_error(result, "interrupted")
+    assert_one_line_error(result, "predict stopped by Ctrl-C", "no temporary file")
     assert len(calls) == 2
     assert list(out.iterdir()) == []
 
@@ -221,3 +222,158 @@ def test_the_summary_names_the_precision(make_checkpoint, make_raster, tmp_path)
     assert "1 scene(s) in fp32 ->" in result.output
     with rasterio.open(tmp_path / "classes.tif") as src:
         assert src.tags()["precision"] == "fp32"
+@pytest.mark.parametrize("kind", ["truncated", "corrupt", "vrt"])
+def test_a_damaged_raster_is_one_line_and_publishes_nothing(make_checkpoint, damaged_raster,
+                                                            tmp_path, kind):
+    raster = damaged_raster(kind)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run(make_checkpoint(), raster, "-o", out / "classes.tif", "--probabilities",
+                 out / "probs.tif", "--polygons", out / "classes.gpkg", "--no-progress")
+    assert result.exit_code == 1
+    assert_one_line_error(result, raster.name, "cannot be read at window", "GDAL says")
+    assert list(out.iterdir()) == []
+
+
+def refuse_to_load(monkeypatch):
+    """Fail the test if predict gets as far as loading the model."""
+    def load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the check")
+
+    monkeypatch.setattr(glnet_geo.inference, "_load", load)
+
+
+@pytest.mark.parametrize(("option", "name", "words"), [
+    ("-o", "classes.png", ["suffix '.png'", "name it", "classes.tif", "--preview"]),
+    ("-o", "classes", ["no suffix", "classes.tif"]),
+    ("--probabilities", "probs.jpg", ["probabilities raster", "probs.tif"]),
+    ("--preview", "preview.jpg", ["is a PNG", "preview.png"]),
+    ("--polygons", "classes.kml", ["polygon format", ".gpkg"]),
+])
+def test_a_misleading_output_name_is_refused_before_the_model_runs(
+        make_checkpoint, make_raster, tmp_path, monkeypatch, option, name, words):
+    refuse_to_load(monkeypatch)
+    outputs = {"-o": tmp_path / "classes.tif", option: tmp_path / name}
+    args = [a for pair in outputs.items() for a in pair]
+    result = run(make_checkpoint(), make_raster(), *args)
+    assert_one_line_error(result, *words)
+    assert nothing_left(tmp_path, name, "classes.tif")
+
+
+def test_polygons_of_a_raster_without_crs_are_refused_before_the_model_runs(
+        make_checkpoint, make_raster, tmp_path, monkeypatch):
+    refuse_to_load(monkeypatch)
+    raster = make_raster(crs=None)
+    result = run(make_checkpoint(), raster, "-o", tmp_path / "c.tif", "--polygons",
+                 tmp_path / "c.gpkg")
+    assert_one_line_error(result, "scene.tif has no CRS", "--polygons", "rio edit-info")
+
+
+def warning_lines(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_raster_without_crs_predicts_with_one_warning_line(make_checkpoint, make_raster,
+                                                             tmp_path, caplog):
+    raster = make_raster(crs=None, height=40, width=40)
+    with rasterio.open(raster) as src:
+        transform = src.transform
+    result = run(make_checkpoint(), raster, "-o", tmp_path / "c.tif", "--mode", "global",
+                 "--no-progress")
+    assert result.exit_code == 0, result.output
+    lines = warning_lines(caplog)
+    assert len(lines) == 1 and "scene.tif has no CRS" in lines[0], lines
+    with rasterio.open(tmp_path / "c.tif") as src:
+        assert src.crs is None and src.transform == transform
+
+
+def test_a_raster_without_any_georeferencing_warns_once_and_nothing_raw(make_checkpoint,
+                                                                        tmp_path, caplog):
+    import warnings
+
+    plain = tmp_path / "photo.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(plain, "w", driver="GTiff", width=40, height=40, count=3,
+                           dtype="uint8") as dst:
+            dst.write(np.full((3, 40, 40), 100, np.uint8))
+    with warnings.catch_warnings(record=True) as raw:
+        warnings.simplefilter("always")
+        result = run(make_checkpoint(), plain, "-o", tmp_path / "c.tif", "--mode", "global",
+                     "--preview", tmp_path / "p.png", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert raw == []  # rasterio's NotGeoreferencedWarning does not reach the user raw
+    lines = warning_lines(caplog)
+    assert len(lines) == 1 and "photo.tif is not georeferenced" in lines[0], lines
+
+
+@pytest.mark.parametrize("located_by", ["gcps", "rpcs"])
+def test_a_raster_located_by_gcps_or_rpcs_is_refused_with_warp_it_first(
+        make_checkpoint, tmp_path, monkeypatch, located_by):
+    from rasterio.control import GroundControlPoint
+    from rasterio.rpc import RPC
+
+    refuse_to_load(monkeypatch)
+    if located_by == "gcps":
+        extra = {"gcps": [GroundControlPoint(r, c, 500000 + 2 * c, 4500000 - 2 * r)
+                          for r, c in ((0, 0), (0, 40), (40, 0), (40, 40))],
+                 "crs": "EPSG:32631"}
+    else:
+        coefficients = [0.0] * 20
+        extra = {"rpcs": RPC(height_off=0, height_scale=1, lat_off=45, lat_scale=0.01,
+                             line_den_coeff=[1.0] + coefficients[1:], line_num_coeff=coefficients,
+                             line_off=20, line_scale=20, long_off=3, long_scale=0.01,
+                             samp_den_coeff=[1.0] + coefficients[1:], samp_num_coeff=coefficients,
+                             samp_off=20, samp_scale=20)}
+    raster = tmp_path / "located.tif"
+    with rasterio.open(raster, "w", driver="GTiff", width=40, height=40, count=3,
+                       dtype="uint8", **extra) as dst:
+        dst.write(np.full((3, 40, 40), 100, np.uint8))
+    result = run(make_checkpoint(), raster, "-o", tmp_path / "c.tif")
+    words = {"gcps": ["4 ground control points", "gdalwarp"],
+             "rpcs": ["(RPCs)", "gdalwarp -rpc"]}[located_by]
+    assert_one_line_error(result, "located.tif", "warp it", *words)
+    assert nothing_left(tmp_path, "c.tif")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX file size limit")
+def test_a_full_file_system_is_one_line_removes_the_temporaries_and_keeps_the_output(
+        make_checkpoint, make_raster, tmp_path, run_glnet):
+    raster = make_raster("noise.tif", 480, 480)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "classes.tif").write_bytes(b"an earlier result")
+    done = run_glnet("predict", make_checkpoint(), raster, "-o", out / "classes.tif",
+                     "--probabilities", out / "probs.tif", "--mode", "global", "--overwrite",
+                     "--no-progress", file_size_limit=64 * 1024)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    ours = [line for line in lines if line.startswith("Error:")]
+    assert ours == lines, lines  # nothing raw: not libtiff's "_tiffWriteProc: ..." either
+    assert f"in {out}: the file system refused it" in ours[0]
+    assert "no existing output was touched" in ours[0]
+    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
+    assert (out / "classes.tif").read_bytes() == b"an earlier result"
+
+
+def test_two_runs_on_one_output_leave_one_whole_cog(make_checkpoint, make_raster, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    raster = make_raster("wide.tif", 800, 800)
+    out = tmp_path / "out"
+    out.mkdir()
+    code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
+    runs = [subprocess.Popen(
+        [sys.executable, "-c", code, "predict", str(make_checkpoint()), str(raster), "-o",
+         str(out / "classes.tif"), "--mode", "global", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for _ in range(2)]
+    ended = [(r.wait(timeout=300), r.communicate()[1].strip().splitlines()) for r in runs]
+    assert sorted(code for code, _ in ended) == [0, 1], ended
+    (refused,) = [lines for code, lines in ended if code == 1]
+    assert len(refused) == 1, refused  # refused at the start, or at the end when it appeared
+    assert "already exists" in refused[0] or "appeared while this run" in refused[0], refused
+    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
+    assert cog_validate(out / "classes.tif", quiet=True)[0]

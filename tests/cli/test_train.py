@@ -162,3 +162,28 @@ def test_coarse_to_fine_training_is_recorded_in_the_checkpoint(tmp_path):
     with rasterio.open(tmp_path / "pred.tif") as src:
         assert src.tags()["predict_mode"] == "coarse-to-fine"
 
+
+
+def test_a_damaged_image_is_one_line_before_training(tmp_path):
+    files = synthetic.write_custom_dataset(tmp_path, count=2, size=64, seed=4)
+    data = files.images[0].read_bytes()
+    files.images[0].write_bytes(data[: len(data) // 2])
+    out = tmp_path / "m.pt"
+    result = invoke("train", "custom", "--images", files.images[0].parent, "--labels",
+                    files.labels[0].parent, "--classes", files.classes, "--scene-size", "64",
+                    "-o", out, *TINY)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: image {files.images[0]} cannot be read at window")
+    assert "GDAL says" in lines[0] and not out.exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_training(tmp_path):
+    files = synthetic.write_custom_dataset(tmp_path, count=1, size=64, seed=4)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = invoke("train", "custom", "--images", files.images[0], "--labels",
+                    files.labels[0], "--classes", files.classes, "-o", blocker / "m.pt", *TINY)
+    last_line_error(result, f"cannot create {blocker}", "writable location")
+    assert not list(tmp_path.glob("**/*.run"))

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import numpy as np
 import pyogrio
+import pytest
 import rasterio
 from click.testing import CliRunner
 from rasterio.transform import from_origin
@@ -83,3 +85,37 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
     assert existing.read_text() == "x"
     assert not (tmp_path / "o.gpkg").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_damaged_class_raster_is_one_line_and_writes_nothing(tmp_path, corrupt_last_tile):
+    mask = tmp_path / "m.tif"
+    with rasterio.open(mask, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500_000.0, 4_000_000.0, 1, 1),
+                       tiled=True, blockxsize=16, blockysize=16, compress="deflate") as dst:
+        dst.write(np.indices((64, 64)).sum(0).astype(np.uint8)[None] // 20)
+    corrupt_last_tile(mask)
+    (tmp_path / "out").mkdir()
+    result = run(mask, "-o", tmp_path / "out" / "polygons.gpkg")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: class raster"), result.output
+    assert "m.tif cannot be read at window" in lines[0] and "Decoding error" in lines[0]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="POSIX file size limit")
+@pytest.mark.parametrize("suffix", [".gpkg", ".geojson"])
+def test_a_full_file_system_is_one_line_and_keeps_the_output(tmp_path, run_glnet, suffix):
+    rng = np.random.default_rng(0)
+    mask = write_mask(tmp_path / "m.tif", rng.integers(0, 3, (300, 300), dtype=np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"polygons{suffix}").write_text("an earlier result")
+    done = run_glnet("vectorize", mask, "-o", out / f"polygons{suffix}", "--overwrite",
+                     file_size_limit=256 * 1024)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write polygons{suffix}"), lines
+    assert "no existing output was touched" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == [f"polygons{suffix}"]
+    assert (out / f"polygons{suffix}").read_text() == "an earlier result"

@@ -82,8 +82,22 @@ def test_labels_that_do_not_overlap(files, tmp_path):
     far = gpd.read_file(files.vector)
     far["geometry"] = far.translate(xoff=1e5)
     far.to_file(tmp_path / "far.gpkg")
-    with pytest.raises(InputError, match="do not overlap the images"):
+    with pytest.raises(InputError, match=r"do not overlap the images.* in EPSG:\d+; give"):
         CustomDataset(files.images, [tmp_path / "far.gpkg"], label_field="class")
+
+
+def test_invalid_label_polygons_are_one_warning_line(files, tmp_path, caplog):
+    import shapely
+
+    labels = gpd.read_file(files.vector)
+    x0, y0, x1, y1 = labels.total_bounds
+    labels.loc[0, "geometry"] = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])
+    labels.to_file(tmp_path / "bowtie.gpkg")
+    CustomDataset(files.images, [tmp_path / "bowtie.gpkg"], label_field="class")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert f"1 of {len(labels)} polygons are invalid (feature 0: Self-intersection" in warnings[0]
+    assert "ogr2ogr -makevalid" in warnings[0]
 
 
 def test_label_values_beyond_the_classes(files, tmp_path):

@@ -200,3 +200,34 @@ def test_expand_inputs(tmp_path):
         "/vsicurl/https://example.com/*.tif"]
     with pytest.raises(InputError, match="no file matches"):
         expand_inputs([str(tmp_path / "nothing/*.tif")])
+
+
+@pytest.mark.parametrize("kind", ["truncated", "corrupt", "vrt"])
+def test_a_damaged_raster_names_the_file_the_window_and_gdals_reason(damaged_raster, kind):
+    from glnet_geo.errors import RasterReadError
+
+    path = damaged_raster(kind)
+    with RasterInput.open(path, [1, 2, 3], Norm()) as raster:
+        with pytest.raises(RasterReadError) as caught:
+            raster.read(Window(0, 0, raster.width, raster.height))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message and "window x 0-95, y 0-95" in message
+    expected = {"truncated": ("TIFFFillTile", "damaged or incomplete"),
+                "corrupt": ("Decoding error", "damaged or incomplete"),
+                "vrt": ("source.tif: No such file or directory", "rebuild the VRT")}[kind]
+    for word in expected:
+        assert word in message, message
+    assert "See previous exception" not in message
+
+
+def test_a_read_failure_from_another_library_is_still_one_line(damaged_raster):
+    from glnet_geo.io.reader import unreadable_raster
+
+    path = damaged_raster("corrupt")
+    with rasterio.open(path) as src:
+        with pytest.raises(rasterio.errors.RasterioIOError) as caught:
+            src.read()
+    error = unreadable_raster(caught.value)
+    assert "corrupt.tif, band 1" in str(error) and "Decoding error" in str(error)
+    assert unreadable_raster(FileNotFoundError("elsewhere")) is None

@@ -143,3 +143,48 @@ def test_check_output_unwritable_directory(tmp_path):
             check_output(locked / "a.tif")
     finally:
         locked.chmod(0o700)
+
+
+def test_two_writers_of_one_output_never_mix_and_the_second_refuses(tmp_path, like):
+    out = tmp_path / "classes.tif"
+    first = class_raster_writer(out, like, NAMES, COLORS)
+    second = class_raster_writer(out, like, NAMES, COLORS)
+    first.open()
+    second.open()  # the first's temporaries are held, so the second leaves them alone
+    for writer, value in ((first, 1), (second, 2)):
+        writer.write(np.full((20, 20), value, np.uint8), Window(0, 0, 20, 20))
+        writer.finish()
+    first.publish(overwrite=False)
+    with pytest.raises(OutputExistsError, match="appeared while this run was writing it"):
+        second.publish(overwrite=False)
+    second.discard()
+    assert leftovers(tmp_path) == []
+    with rasterio.open(out) as src:
+        assert (src.read(1, window=Window(0, 0, 20, 20)) == 1).all()
+
+
+def test_with_overwrite_the_last_complete_writer_wins_atomically(tmp_path, like):
+    out = tmp_path / "classes.tif"
+    writers = [class_raster_writer(out, like, NAMES, COLORS) for _ in range(2)]
+    for value, writer in enumerate(writers, start=1):
+        writer.open()
+        writer.write(np.full((20, 20), value, np.uint8), Window(0, 0, 20, 20))
+        writer.finish()
+    for writer in writers:
+        writer.publish(overwrite=True)
+    assert leftovers(tmp_path) == []
+    with rasterio.open(out) as src:
+        assert (src.read(1, window=Window(0, 0, 20, 20)) == 2).all()
+
+
+def test_a_write_that_fails_for_space_is_one_output_error(tmp_path):
+    import errno
+
+    from glnet_geo.io.writer import writing
+
+    with pytest.raises(OutputError, match=r"no space left on .* while writing a\.tif"):
+        with writing(tmp_path / "a.tif"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(PermissionError):  # other failures are not space
+        with writing(tmp_path / "a.tif"):
+            raise PermissionError(errno.EACCES, "Permission denied")

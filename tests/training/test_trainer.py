@@ -55,6 +55,12 @@ def test_resume_continues_from_the_saved_step(data, tmp_path):
     with pytest.raises(InputError, match="pass --stage global or --stage all"):
         train(data, TrainSettings(plan="global-to-local", resume=str(last), **TINY), out,
               overwrite=True)
+    # ... unless they were asked for explicitly (on the command line): then they must match
+    with pytest.raises(InputError, match="--backbone resnet34 but --resume .* was trained with "
+                                         "--backbone resnet18; leave out --backbone"):
+        train(data, TrainSettings(plan="global", resume=str(last), given=frozenset(
+            {"backbone", "global_size"}), **TINY | {"backbone": "resnet34"}), out,
+            overwrite=True)
 
 
 def test_resume_needs_a_run_checkpoint(data, tmp_path):

@@ -34,7 +34,8 @@ def run_one(mode: str, device: str, batch_size: int, scene_size: int, size: int)
     from glnet_geo.models import GLNet
 
     torch.manual_seed(0)
-    model = GLNet(num_classes=7, backbone="resnet50", fixed_global=True).eval().to(device)
+    model = GLNet(num_classes=7, backbone="resnet50",
+                  fixed_global=mode == "bidirectional").eval().to(device)
     windows = patch_windows(scene_size, scene_size, size, 50)
     boxes = boxes_from_windows(windows, scene_size, scene_size)
     gen = torch.Generator().manual_seed(1)

@@ -58,7 +58,7 @@ from glnet_geo.io.parts import (
 )
 from glnet_geo.io.reader import RasterInput, block_cache
 from glnet_geo.io.scenes import Scene, default_halo, scene_grid
-from glnet_geo.precision import Precision, resolve_precision
+from glnet_geo.precision import Precision
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -336,31 +336,28 @@ def run_tasks(tasks: Sequence[SceneTask], client: Client | None = None,
     return [SceneFailure(tasks[i], failed[i]) for i in sorted(failed)]
 
 
-def cluster_precision(precision: Precision | str, device: str,
-                      cluster: Cluster | None) -> Precision:
-    """Resolve the precision where the model runs: here, or on a worker of a remote cluster.
+def resolved_settings(settings: SceneSettings, device: str,
+                      cluster: Cluster | None) -> SceneSettings:
+    """Resolve the batch size and precision where the model runs (:meth:`SceneSettings.on`).
 
-    A local cluster runs on this machine, so this process resolves it; on an
-    existing cluster (``cluster.scheduler``) one worker does (workers of one
-    cluster are assumed alike).
+    In this process and on a local cluster, for this machine's ``device``; on
+    an existing cluster (``cluster.scheduler``), on one of its workers
+    (the workers of one cluster are assumed alike).
 
     Raises:
         InputError: A precision the (worker's) device cannot run.
 
     """
-    from glnet_geo.inference import resolve_device
-
     if cluster is None or cluster.scheduler is None:
-        return resolve_precision(precision, resolve_device(device))
+        return _settings_on(settings, device)
     with dask_client(cluster) as client:
-        future = client.submit(_worker_precision, Precision.parse(precision), device, pure=False)
-        return Precision(future.result())
+        return client.submit(_settings_on, settings, device, pure=False).result()
 
 
-def _worker_precision(precision: Precision, device: str) -> str:
+def _settings_on(settings: SceneSettings, device: str) -> SceneSettings:
     from glnet_geo.inference import resolve_device
 
-    return resolve_precision(precision, resolve_device(device)).value
+    return settings.on(resolve_device(device))
 
 
 def checkpoint_identity(checkpoint: Checkpoint | str | os.PathLike) -> dict[str, Any]:
@@ -429,7 +426,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         skip_threshold: Skip the local branch where G is this confident.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (on the workers).
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``
-            (:func:`cluster_precision`).
+            (:func:`resolved_settings`).
         batch_size: Patches per forward pass (default: each device's).
         scene_size: Side of a scene in pixels (default: the checkpoint's).
         halo: Context around each core (default: half a patch).
@@ -474,16 +471,12 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
             resuming = resume and parts_directory(job.plan[0]).exists()
             _check_outputs(job.source, job.plan, overwrite or resuming)
         jobs.append(job)
-    precision = cluster_precision(precision, device, cluster)
-    if cluster is None:
-        loaded = prepare_checkpoint(checkpoint, torch_device, precision)
-        config = loaded.config
-    else:
-        loaded = None
-        config = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
-    settings = SceneSettings.from_config(config, mode, batch_size, skip_threshold, precision)
-    if cluster is None:
-        settings = settings.on(torch_device)
+    config = (checkpoint.config if isinstance(checkpoint, Checkpoint)
+              else ModelConfig.from_dict(read_checkpoint(checkpoint, mmap=True)["config"]))
+    settings = resolved_settings(SceneSettings.from_config(
+        config, mode, batch_size, skip_threshold, precision), device, cluster)
+    loaded = (prepare_checkpoint(checkpoint, torch_device, settings.precision)
+              if cluster is None else None)
     scene_size = check_scene_size(config, scene_size)
     halo = default_halo(config.patch_size) if halo is None else int(halo)
     identity = checkpoint_identity(checkpoint)

@@ -240,7 +240,7 @@ def refuse_to_load(monkeypatch):
     def load(*args, **kwargs):
         raise AssertionError("the model was loaded before the check")
 
-    monkeypatch.setattr(glnet_geo.inference, "_load", load)
+    monkeypatch.setattr(glnet_geo.inference, "prepare_checkpoint", load)
 
 
 @pytest.mark.parametrize(("option", "name", "words"), [

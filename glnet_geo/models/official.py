@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from glnet_geo.errors import CheckpointError, OutputExistsError
+from glnet_geo.imagery import DEEPGLOBE_IMAGERY, INRIA_IMAGERY
 from glnet_geo.models.glnet import GLNet
 from glnet_geo.models.stages import Stage
 
@@ -47,6 +48,9 @@ OFFICIAL_BACKBONE = "resnet50"
 OFFICIAL_IN_CHANNELS = 3
 #: Scene side (px) of each dataset, stored in the imported checkpoint.
 SCENE_SIZES = {"deepglobe": 2448, "inria": 5000}
+
+#: The imagery the official weights were trained on.
+OFFICIAL_IMAGERY = {"deepglobe": DEEPGLOBE_IMAGERY, "inria": INRIA_IMAGERY}
 
 _CLASSIFIERS = ("global_branch.fpn.classify", "local_branch.fpn.classify", "aggregation.conv",
                 "fixed_global_branch.fpn.classify")
@@ -207,7 +211,8 @@ def import_official(official: str | os.PathLike, output: str | os.PathLike,
 
     The checkpoint describes the official setting: bands 1-3, inputs scaled
     to [0, 1] (``ToTensor()``: scale 255, mean 0, std 1), 508 px global view
-    and patches, 50 px minimum overlap, the dataset's scene size, and the
+    and patches, 50 px minimum overlap, the dataset's scene size, the
+    training imagery (8-bit, DeepGlobe 0.5 m, Inria 0.3 m) and the
     stage from :func:`official_stage` (checked by :func:`check_official_stages`).
 
     Args:
@@ -243,6 +248,7 @@ def import_official(official: str | os.PathLike, output: str | os.PathLike,
         min_overlap=50,
         scene_size=SCENE_SIZES[classes],
         stage=stage,
+        imagery=OFFICIAL_IMAGERY[classes],
     )
     return save_checkpoint(output, model, config, overwrite=overwrite)
 

@@ -267,7 +267,7 @@ def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoin
         bands=list(range(1, data.in_channels + 1)), normalization=data.normalization,
         global_size=settings.global_size, patch_size=settings.patch_size,
         min_overlap=settings.min_overlap, scene_size=data.scene_size,
-        stage=settings.plan.stages[0])
+        stage=settings.plan.stages[0], imagery=data.imagery)
     model = GLNet(config.num_classes, config.backbone, config.in_channels,
                   weights=settings.weights)
     return config, model

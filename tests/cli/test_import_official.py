@@ -35,6 +35,7 @@ def test_import_then_info(tmp_path, official_files):
     assert "local-to-global" in info.output and "bidirectional" in info.output
     assert "resnet50" in info.output and "0=urban_land" in info.output
     assert "6=unknown" in info.output and "scale=255.0" in info.output
+    assert "uint8, 0.5 m pixels" in info.output  # DeepGlobe's imagery
 
     again = runner.invoke(main, ["import-official", str(stage3), "-o", str(out), "--classes",
                                  "deepglobe", "--global-fixed", str(stage1)])

@@ -70,6 +70,8 @@ def test_train_deepglobe_all_stages(tmp_path):
     with rasterio.open(tif, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
                        crs="EPSG:32631", transform=Affine(0.5, 0, 0, 0, -0.5, 0)) as dst:
         dst.write(pixels)
+    imagery = load_checkpoint(out).config.imagery  # DeepGlobe's JPEGs: 8-bit, 0.5 m
+    assert imagery.dtype == "uint8" and imagery.pixel_size == 0.5 and len(imagery.low) == 3
     report, _ = check_trained(out, tif, tmp_path, "deepglobe", "--root", root)
     assert report["iou"]["unknown"] is None  # the ignored class is not scored
 
@@ -101,6 +103,8 @@ def test_train_custom_all_stages(tmp_path, labels):
     result = invoke("train", "custom", *images, *label_args, "--scene-size", "64", "-o", out,
                     *TINY)
     assert result.exit_code == 0, result.output
+    with rasterio.open(files.images[0]) as src:  # the pixel size comes from the transform
+        assert load_checkpoint(out).config.imagery.pixel_size == pytest.approx(abs(src.res[0]))
     check_trained(out, files.images[0], tmp_path, "custom", *images, *label_args)
 
 

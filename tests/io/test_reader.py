@@ -200,3 +200,17 @@ def test_expand_inputs(tmp_path):
         "/vsicurl/https://example.com/*.tif"]
     with pytest.raises(InputError, match="no file matches"):
         expand_inputs([str(tmp_path / "nothing/*.tif")])
+
+
+def test_a_given_nodata_value_masks_where_every_band_holds_it(tmp_path, rgba):
+    data = np.full((3, 6, 8), 7, np.uint8)
+    data[:, :, :2] = 0  # an untagged collar
+    data[0, 0, 5] = 0  # one band at 0 is a dark pixel, not nodata
+    plain = write(tmp_path / "collar.tif", data)
+    with RasterInput.open(plain, [1, 2, 3], Norm(), nodata=0) as raster:
+        assert not raster.all_valid
+        valid = raster.valid_mask(raster.window)
+        assert not valid[:, :2].any() and valid[:, 2:].all()
+        assert not raster.read(raster.window)[1][:, :2].any()
+    with RasterInput.open(rgba, [1, 2, 3], Norm(), nodata=0) as raster:  # on top of alpha
+        assert not raster.valid_mask(raster.window)[:10, :10].any()

@@ -198,6 +198,11 @@ def open_evaluation_data(settings: DataSettings, config: ModelConfig,
     """
     views = SceneViews(config.global_size, config.patch_size, config.min_overlap,
                        config.normalization)
+    if Split(split) is Split.CROSSVALI and not (settings.kind is DatasetKind.DEEPGLOBE
+                                                and settings.paper_split):
+        raise InputError("--split crossvali is the GLNet paper's DeepGlobe validation list "
+                         "(crossvali.txt, 207 ids); use it with deepglobe --paper-split, or "
+                         "--split val / test here")
     if settings.kind is not DatasetKind.CUSTOM:
         preset = DEEPGLOBE if settings.kind is DatasetKind.DEEPGLOBE else INRIA
         _check_class_count(len(preset.names), config, checkpoint, settings.kind.value)

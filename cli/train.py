@@ -20,9 +20,11 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwri
               help="Stage 1 (G), 2 (G->L), 3 (G<->L) or all three in order.")
 @click.option("--backbone", type=click.Choice(["resnet18", "resnet34", "resnet50"]),
               default="resnet50", show_default=True, help="Encoder of both branches.")
-@click.option("--weights", metavar="imagenet|PATH",
-              help="Initialise a new model's encoders: 'imagenet' (torchvision cache) or a "
-                   "torchvision ResNet state_dict [default: random].")
+@click.option("--weights", metavar="imagenet|torchgeo:ENUM|PATH",
+              help="Initialise a new model's encoders: 'imagenet' (torchvision's weights, "
+                   "from its cache or downloaded), 'torchgeo:ResNet50_Weights.SENTINEL2_RGB_MOCO'"
+                   " (torchgeo's, for as many bands as the imagery) or a torchvision ResNet "
+                   "state_dict [default: random].")
 @click.option("--init", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
               help="Start from a glnet-geo checkpoint (the previous stage's output).")
 @click.option("--resume", type=click.Path(dir_okay=False), metavar="CKPT",

@@ -71,8 +71,9 @@ class TrainSettings:
     Attributes:
         plan: Which stages.
         backbone: ``resnet18``, ``resnet34`` or ``resnet50``.
-        weights: Encoder initialisation of a new model: None, ``imagenet``
-            or a torchvision ResNet state_dict path.
+        weights: Encoder initialisation of a new model: None, ``imagenet``,
+            ``torchgeo:<WeightsEnum>`` or a torchvision ResNet state_dict path
+            (:class:`~glnet_geo.models.encoders.ResNetEncoder`).
         init: A glnet-geo checkpoint to start from (the previous stage's).
         resume: A Lightning checkpoint of this run to continue from.
         global_size: Side of the global view (508 in the paper).

@@ -17,8 +17,18 @@ labels' foreground regions (:mod:`glnet_geo.coarse_to_fine`), so L sees
 class-balanced crops and G<->L merges the maps of the patches that coarse-to-fine
 prediction refines; scenes without foreground are left out.
 
-The loss of every scene (or sub-batch) is divided by their number, so a step
-follows the mean loss over the batch. By default the learning rates decay over
+By default the loss of every scene (or sub-batch) is divided by their number,
+so a step follows the mean loss over the batch (:attr:`LossReduction.MEAN`).
+The official code sums the sub-batch losses instead (:attr:`LossReduction.SUM`):
+with Adam's coupled weight decay (5e-4), the mean makes the decay about as
+many times stronger relative to the data term as a step has sub-batches
+(36 for 6 DeepGlobe scenes of 6 sub-batches each in stage 2). In stage 3 the
+official code runs G once on the batch of scenes (its batch norm sees the
+batch) and sums the sub-batch losses of the aggregation; here G runs once per
+scene and the aggregated loss of a scene is its mean over all its patches,
+which the sum reduction scales by the scene's number of sub-batches.
+
+By default the learning rates decay over
 the stage's steps as in the official code: ``lr * (1 - step / steps) ** 0.9``
 (its ``poly`` schedule); the short from-scratch recipes of the demo and the
 benchmarks keep them constant (:attr:`LRSchedule.CONSTANT`). Validation
@@ -57,6 +67,13 @@ from glnet_geo.training.evaluation import ScoringMode, update_confusion
 POLY_POWER = 0.9
 
 
+class LossReduction(StrEnum):
+    """How the losses of the scenes and sub-batches of a step add up (see the module docstring)."""
+
+    MEAN = "mean"
+    SUM = "sum"
+
+
 class LRSchedule(StrEnum):
     """How the learning rates change over a stage's steps."""
 
@@ -78,6 +95,8 @@ class LossSettings:
         weight_decay: Adam L2 penalty (5e-4 in the official code).
         sub_batch_size: Patches per forward/backward pass.
         lr_schedule: How the learning rates change over the stage.
+        reduction: ``mean`` (ours) or ``sum`` (the official code's) of the
+            losses of a step's scenes and sub-batches.
 
     """
 
@@ -88,9 +107,15 @@ class LossSettings:
     weight_decay: float = 5e-4
     sub_batch_size: int = 6
     lr_schedule: LRSchedule = LRSchedule.POLY
+    reduction: LossReduction = LossReduction.MEAN
 
     def __post_init__(self) -> None:
         self.lr_schedule = LRSchedule(self.lr_schedule)
+        self.reduction = LossReduction(self.reduction)
+
+    def share(self, count: int) -> float:
+        """Return the weight of one of ``count`` losses that make a step."""
+        return 1.0 / count if self.reduction is LossReduction.MEAN else 1.0
 
 
 def training_mode(stage: Stage) -> GLNetMode:
@@ -134,7 +159,8 @@ class GLNetModule(L.LightningModule):
         self.val_confusion = ConfusionMatrix(config.num_classes, config.ignore_index)
         self.save_hyperparameters({"config": config.to_dict(), "stage": self.stage.value,
                                    "losses": asdict(self.losses) | {
-                                       "lr_schedule": self.losses.lr_schedule.value},
+                                       "lr_schedule": self.losses.lr_schedule.value,
+                                       "reduction": self.losses.reduction.value},
                                    "mode": self.mode.value,
                                    "coarse_to_fine": coarse_to_fine})
 
@@ -223,8 +249,9 @@ class GLNetModule(L.LightningModule):
             if self.mode is not GLNetMode.LOCAL:
                 loss = loss + self.focal(out.local_logits, labels)
                 loss = loss + self.losses.fmreg_weight * out.fmreg
-            self.manual_backward(loss / len(parts))
-            total += loss.detach() / len(parts)
+            share = self.losses.share(len(parts))
+            self.manual_backward(loss * share)
+            total += loss.detach() * share
         return total
 
     def _bidirectional_step(self, batch: list[SceneSample]) -> torch.Tensor:
@@ -234,10 +261,15 @@ class GLNetModule(L.LightningModule):
         for sample in batch:
             out = self.model(sample.global_image[None], sample.patches(), sample.boxes,
                              mode=GLNetMode.BIDIRECTIONAL, scene_shape=sample.scene_shape)
-            loss = self.focal(out.global_logits, sample.global_label[None]) + \
-                self.focal(out.logits, sample.patch_labels())
-            self.manual_backward(loss / len(batch))
-            total += loss.detach() / len(batch)
+            global_loss = self.focal(out.global_logits, sample.global_label[None])
+            local_loss = self.focal(out.logits, sample.patch_labels())
+            if self.losses.reduction is LossReduction.SUM:  # G's loss on the batch at once
+                loss = global_loss / len(batch) + local_loss * len(
+                    sample.sub_batches(self.losses.sub_batch_size))
+            else:
+                loss = (global_loss + local_loss) / len(batch)
+            self.manual_backward(loss)
+            total += loss.detach()
         return total
 
     def validation_step(self, batch: list[SceneSample], batch_index: int) -> None:

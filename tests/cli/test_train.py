@@ -166,3 +166,11 @@ def test_coarse_to_fine_training_is_recorded_in_the_checkpoint(tmp_path):
     with rasterio.open(tmp_path / "pred.tif") as src:
         assert src.tags()["predict_mode"] == "coarse-to-fine"
 
+
+
+@pytest.mark.parametrize("value", ["120,50", "0", "ten"])
+def test_epochs_take_one_count_or_three(tmp_path, value):
+    result = invoke("train", "deepglobe", "--root", tmp_path, "-o", tmp_path / "m.pt",
+                    "--epochs", value)
+    last_line_error(result, f"--epochs '{value}'", "--epochs 120,50,120")
+    assert not (tmp_path / "m.pt").exists()

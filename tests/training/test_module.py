@@ -145,3 +145,29 @@ def test_coarse_to_fine_trains_on_the_patches_around_the_foreground():
         g, patches, *a, **k)
     _fit(module, [sample])
     assert seen == [2]
+
+
+@pytest.mark.parametrize("stage", [Stage.GLOBAL_TO_LOCAL, Stage.LOCAL_TO_GLOBAL])
+def test_the_official_sum_reduction_scales_the_sub_batch_losses(scenes, stage):
+    """Summing, as the official code, weighs each sub-batch loss by their count over the mean."""
+    from glnet_geo.training.module import LossReduction
+
+    grads = {}
+    for reduction in LossReduction:
+        torch.manual_seed(0)
+        module = GLNetModule(CONFIG, stage, LossSettings(sub_batch_size=4, reduction=reduction))
+        module.manual_backward = lambda loss: loss.backward()  # no Trainer needed here
+        module.model.train()
+        step = module._local_step if stage is Stage.GLOBAL_TO_LOCAL else \
+            module._bidirectional_step
+        step(scenes)
+        grads[reduction] = module.model.aggregation.conv.bias.grad.clone()
+    # two scenes of 4 patches each, 1 sub-batch of 4 per scene
+    parts = sum(len(s.sub_batches(4)) for s in scenes)
+    if stage is Stage.GLOBAL_TO_LOCAL:
+        torch.testing.assert_close(grads[LossReduction.SUM], parts * grads[LossReduction.MEAN])
+    else:  # the aggregated loss only reaches the aggregation: len(batch) x its sub-batches
+        torch.testing.assert_close(grads[LossReduction.SUM],
+                                   len(scenes) * grads[LossReduction.MEAN])
+    assert LossSettings(reduction="sum").share(36) == 1.0
+    assert LossSettings().share(36) == pytest.approx(1 / 36)

@@ -22,6 +22,8 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
+from glnet_geo.io.reader import data_bands
+
 if TYPE_CHECKING:
     from glnet_geo.io.reader import RasterInput
 
@@ -97,7 +99,7 @@ def profile_rasters(paths: Sequence[str | os.PathLike], pixel_size: float | None
     """Profile training imagery from decimated reads (GDAL serves them from overviews).
 
     Args:
-        paths: The training images (every band is profiled); at most
+        paths: The training images (every data band is profiled); at most
             ``max_images`` of them, evenly spaced, are read.
         pixel_size: The pixel size in metres, if known (DeepGlobe 0.5);
             default: from the first georeferenced image's transform.
@@ -116,7 +118,7 @@ def profile_rasters(paths: Sequence[str | os.PathLike], pixel_size: float | None
                 dtype = dtype or src.dtypes[0]
                 if pixel_size is None:
                     pixel_size = pixel_size_m(src)
-                samples.append(_sample(src, src.indexes, sample_side))
+                samples.append(_sample(src, data_bands(src), sample_side))
     values = np.concatenate(samples, axis=1) if samples else np.empty((0, 0))
     if values.size == 0:
         return ImageryProfile(dtype=dtype or "uint8", pixel_size=pixel_size)
@@ -153,7 +155,7 @@ def input_mismatch(profile: ImageryProfile, dataset: rasterio.DatasetReader,
         problems.append(f"is {'/'.join(dtypes)} but the model was trained on {profile.dtype} "
                         f"imagery (convert it, e.g. gdal_translate -ot "
                         f"{_gdal_type(profile.dtype)} -scale)")
-    if profile.low is not None and profile.high is not None:
+    if profile.low is not None and profile.high is not None and len(profile.low) == len(bands):
         values = _sample(dataset, bands, sample_side, nodata)
         if values.size:
             low, high = np.percentile(values, PERCENTILES, axis=1)

@@ -65,3 +65,10 @@ def test_pixel_size_of_a_geographic_raster(make_raster):
     degrees = Affine(1e-5, 0, 10.0, 0, -1e-5, 0.0)  # at the equator: about 1.1 m
     with rasterio.open(make_raster(crs="EPSG:4326", transform=degrees)) as src:
         assert abs(pixel_size_m(src) - 1.11) < 0.01
+
+
+def test_an_alpha_band_is_not_profiled(make_raster):
+    profile = profile_rasters([make_raster(alpha=True)])
+    assert len(profile.low) == 3
+    with rasterio.open(make_raster("b.tif")) as src:  # a 3-band profile, 2 bands chosen
+        assert input_mismatch(profile, src, [1, 2], "b.tif") is None

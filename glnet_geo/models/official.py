@@ -73,8 +73,9 @@ def from_official(state_dict: Mapping[str, Tensor], num_classes: int,
         The model, in eval mode.
 
     Raises:
-        CheckpointError: A missing or unexpected key, or a shape that does
-            not fit ``num_classes``.
+        CheckpointError: A missing or unexpected key, a shape that does not
+            fit ``num_classes``, or stages that do not go together
+            (:func:`check_official_stages`).
 
     """
     model = GLNet(num_classes, OFFICIAL_BACKBONE, OFFICIAL_IN_CHANNELS,
@@ -87,6 +88,9 @@ def from_official(state_dict: Mapping[str, Tensor], num_classes: int,
                  if key.startswith("fixed_global_branch.")}
         _copy(_strip_module(global_fixed), fixed, set(names), target,
               "the stage-1 (global_fixed) state_dict")
+    check_official_stages("the official state_dict", state_dict,
+                          None if global_fixed is None else "the stage-1 state_dict",
+                          global_fixed)
     if class_order is not None:
         _reorder_classes(target, class_order, num_classes)
     model.load_state_dict(target)

@@ -54,8 +54,9 @@ def test_class_order_permutes_the_classifiers(official):
     assert torch.equal(model.aggregation.conv.weight, official["ensemble_conv.weight"][order])
 
 
-def test_stage_one_file_fills_the_frozen_global_copy(official):
-    stage1 = official_state_dict(seed=1)
+def test_stage_one_file_fills_the_frozen_global_copy():
+    official = official_state_dict(seed=1, stage=3)
+    stage1 = official_state_dict(seed=2, stage=1)
     model = from_official(official, K, global_fixed=stage1)
     fixed = model.fixed_global_branch
     assert torch.equal(fixed.encoder.layer2[0].conv1.weight,
@@ -114,3 +115,10 @@ def test_a_stage_three_file_as_global_fixed_is_refused():
     stage3 = official_state_dict(seed=0, stage=3)
     with pytest.raises(CheckpointError, match="--global-fixed l2g.pth is a stage-3"):
         check_official_stages("x.pth", stage3, "l2g.pth", stage3)
+
+
+def test_from_official_refuses_stages_that_do_not_go_together(official):
+    with pytest.raises(CheckpointError, match="is a stage-3 .*--global-fixed"):
+        from_official(official_state_dict(seed=0, stage=3), K)
+    with pytest.raises(CheckpointError, match="but the official state_dict is a stage-2"):
+        from_official(official, K, global_fixed=official_state_dict(seed=0, stage=1))

@@ -93,11 +93,13 @@ def test_crossvali_needs_the_deepglobe_paper_split(files, tmp_path):
     one_line_error(result, "--split crossvali", "crossvali.txt, 207 ids", "--paper-split")
 
 
-def test_paper_split_scores_crossvali_by_default_and_names_the_list(tmp_path):
+def test_paper_split_scores_crossvali_by_default_and_names_the_list(tmp_path, caplog):
     from glnet_geo.datasets.deepglobe import paper_split_ids
 
     root = tmp_path / "deepglobe"
     synthetic.write_deepglobe_layout(root, size=64, ids=paper_split_ids("crossvali")[:1])
+    synthetic.write_deepglobe_layout(root, size=64, ids=paper_split_ids("test")[:1], seed=3,
+                                     folder="test_data")
     config = ModelConfig(class_names=list(DEEPGLOBE.names), ignore_index=DEEPGLOBE.ignore_index,
                          backbone="resnet18", global_size=64, patch_size=32, min_overlap=0,
                          scene_size=64, normalization=Normalization(255.0, [0.5] * 3, [0.25] * 3))
@@ -110,3 +112,10 @@ def test_paper_split_scores_crossvali_by_default_and_names_the_list(tmp_path):
     report = json.loads(out.read_text())
     assert report["split"] == "crossvali" and report["split_file"] == "crossvali.txt"
     assert report["split_ids"] == 207 and report["protocol"] == "official"
+    assert not [r for r in caplog.records if "never scores" in r.getMessage()]
+    result = invoke("evaluate", checkpoint, "deepglobe", "--root", root, "--paper-split",
+                    "--split", "test")
+    assert result.exit_code == 0, result.output
+    (warning,) = [r.getMessage() for r in caplog.records if "never scores" in r.getMessage()]
+    assert "test.txt (142 ids), which the official code never scores" in warning
+    assert "--split crossvali (207 ids)" in warning

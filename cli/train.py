@@ -67,6 +67,10 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
               show_default=True,
               help="How a step's sub-batch losses add up: mean, or sum as the official code "
                    "(which weakens Adam's weight decay relative to the data term).")
+@click.option("--global-pass", type=click.Choice(["scene", "batch"]), default="scene",
+              show_default=True,
+              help="Stage 3: run G once per scene, or once on the batch of scenes as the "
+                   "official code (G's batch norm then sees the batch).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps per stage.")
 @click.option("--lr-global", type=float, default=1e-4, show_default=True,
               help="Adam learning rate of the global branch.")
@@ -106,7 +110,8 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
             backbone: str, weights: str | None, init: str | None, resume: str | None,
             global_size: int, patch_size: int, min_overlap: int, scene_size: int,
             samples_per_epoch: int | None, batch_size: int, sub_batch_size: int,
-            epochs: list[int] | None, loss_reduction: str, max_steps: int | None,
+            epochs: list[int] | None, loss_reduction: str, global_pass: str,
+            max_steps: int | None,
             lr_global: float, lr_local: float,
             gamma: float, fmreg_weight: float, accelerator: str, devices: str, num_nodes: int,
             strategy: str, precision: str | None, workers: int, seed: int,
@@ -150,7 +155,7 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         augment=not no_augment,
         losses=LossSettings(gamma=gamma, fmreg_weight=fmreg_weight, lr_global=lr_global,
                             lr_local=lr_local, sub_batch_size=sub_batch_size,
-                            reduction=loss_reduction),
+                            reduction=loss_reduction, global_pass=global_pass),
         progress=not quiet, coarse_to_fine=coarse_to_fine)
     path = train(data, settings, output, overwrite=overwrite)
     from lightning.pytorch.utilities import rank_zero_only

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
+import torch
 from affine import Affine
 from click.testing import CliRunner
 from PIL import Image
@@ -174,3 +175,17 @@ def test_epochs_take_one_count_or_three(tmp_path, value):
                     "--epochs", value)
     last_line_error(result, f"--epochs '{value}'", "--epochs 120,50,120")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_the_official_recipe_options_train_all_stages(tmp_path):
+    files = synthetic.write_custom_dataset(tmp_path / "tiles", count=2, size=64, seed=4)
+    out = tmp_path / "official-recipe.pt"
+    result = invoke("train", "custom", "--images", files.images[0].parent / "*.tif",
+                    "--labels", files.vector, "--label-field", "class", "--scene-size", "64",
+                    "-o", out, *TINY, "--batch-size", "2", "--checkpoint-every", "1",
+                    "--loss-reduction", "sum", "--global-pass", "batch")
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out).config.stage is Stage.LOCAL_TO_GLOBAL
+    hparams = torch.load(out.with_name("official-recipe.run") / "local-to-global" /
+                         "last.ckpt", weights_only=True)["hyper_parameters"]["losses"]
+    assert hparams["reduction"] == "sum" and hparams["global_pass"] == "batch"

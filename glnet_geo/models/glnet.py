@@ -193,7 +193,7 @@ class GLNet(nn.Module):
         local_branch: L (encoder + FPN with its doubled layers).
         aggregation: The final 3x3 conv over L's and G's ps3.
         fixed_global_branch: The frozen stage-1 copy of G that feeds L in
-            ``BIDIRECTIONAL`` mode, or None.
+            ``BIDIRECTIONAL`` mode and predicts alone in ``GLOBAL`` mode, or None.
         frozen_parts: Names in :data:`PARTS` kept frozen and in eval mode.
 
     """

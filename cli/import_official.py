@@ -20,10 +20,12 @@ def command(official: str, output: str, classes: str, global_fixed: str | None,
     """Convert OFFICIAL, a .pth of the official GLNet code, into a checkpoint.
 
     The checkpoint records the official setting (bands 1-3 scaled to [0, 1],
-    508 px global view and patches, 50 px minimum overlap) and the stage:
-    local-to-global (G<->L) when --global-fixed is given, otherwise
-    global-to-local (G->L), or global when the file's local branch was never
-    trained (a stage-1 file).
+    508 px global view and patches, 50 px minimum overlap) and the stage,
+    read from the weights: global (stage 1, fpn_deepglobe_global.pth),
+    global-to-local (stage 2, ..._global2local.pth) or local-to-global
+    (stage 3, ..._local2global.pth, whose G feeds on L's maps). A stage-3
+    file needs --global-fixed, the stage-1 file, for the frozen G that feeds
+    L; any other file is refused with it.
 
     \b
     Examples:

@@ -54,6 +54,8 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
                    "[default: half a patch].")
 @click.option("--bands", callback=_bands, metavar="LIST",
               help="1-based input bands to use, e.g. 4,3,2 [default: the checkpoint's].")
+@click.option("--nodata", type=float, metavar="VALUE",
+              help="Mask pixels where every band holds VALUE (an untagged collar, e.g. 0).")
 @click.option("--workers", type=int, metavar="N",
               help="Predict the scenes on a local Dask cluster of N processes.")
 @click.option("--threads-per-worker", type=int, metavar="N",
@@ -70,7 +72,8 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
             probabilities: str | None, preview: str | None, mode: str,
             skip_threshold: float | None, device: str, precision: str, batch_size: int | None,
             scene_size: int | None, halo: int | None, bands: list[int] | None,
-            workers: int | None, threads_per_worker: int | None, scheduler: str | None,
+            nodata: float | None, workers: int | None, threads_per_worker: int | None,
+            scheduler: str | None,
             resume: bool, progress: bool | None, overwrite: bool) -> None:
     """Predict a class raster from each INPUT with CHECKPOINT.
 
@@ -95,8 +98,8 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
     sources = expand_inputs(inputs)
     options = dict(probabilities=probabilities, preview=preview, polygons=polygons, mode=mode,
                    skip_threshold=skip_threshold, device=device, precision=precision,
-                   batch_size=batch_size,
-                   scene_size=scene_size, halo=halo, bands=bands, overwrite=overwrite,
+                   batch_size=batch_size, scene_size=scene_size, halo=halo, bands=bands,
+                   nodata=nodata, overwrite=overwrite,
                    progress=progress, workers=workers, threads_per_worker=threads_per_worker,
                    scheduler=scheduler, resume=resume)
     if sources == list(inputs) and len(inputs) == 1:

@@ -7,6 +7,22 @@ import click
 from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwrite_opt
 
 
+def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
+    """Epoch counts from "50" (every stage) or "120,50,120" (stages 1, 2, 3)."""
+    from glnet_geo.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        counts = [int(v) for v in value.split(",")]
+    except ValueError:
+        counts = []
+    if len(counts) not in (1, 3) or min(counts) < 1:
+        raise InputError(f"--epochs {value!r}: expected one positive count for every stage or "
+                         "three (stages 1, 2, 3), e.g. --epochs 120,50,120")
+    return counts
+
+
 @click.command(short_help="Train GLNet (Algorithm 1) and write a checkpoint.")
 @dataset_arg
 @output_opt
@@ -20,9 +36,11 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwri
               help="Stage 1 (G), 2 (G->L), 3 (G<->L) or all three in order.")
 @click.option("--backbone", type=click.Choice(["resnet18", "resnet34", "resnet50"]),
               default="resnet50", show_default=True, help="Encoder of both branches.")
-@click.option("--weights", metavar="imagenet|PATH",
-              help="Initialise a new model's encoders: 'imagenet' (torchvision cache) or a "
-                   "torchvision ResNet state_dict [default: random].")
+@click.option("--weights", metavar="imagenet|torchgeo:ENUM|PATH",
+              help="Initialise a new model's encoders: 'imagenet' (torchvision's weights, "
+                   "from its cache or downloaded), 'torchgeo:ResNet50_Weights.SENTINEL2_RGB_MOCO'"
+                   " (torchgeo's, for as many bands as the imagery) or a torchvision ResNet "
+                   "state_dict [default: random].")
 @click.option("--init", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
               help="Start from a glnet-geo checkpoint (the previous stage's output).")
 @click.option("--resume", type=click.Path(dir_okay=False), metavar="CKPT",
@@ -42,7 +60,17 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwri
               help="Scenes per optimizer step.")
 @click.option("--sub-batch-size", type=click.IntRange(min=1), default=6, show_default=True,
               help="Patches per forward/backward pass (gradients accumulate).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per stage [default: 50].")
+@click.option("--epochs", callback=_epochs, metavar="N|N1,N2,N3",
+              help="Epochs of every stage, or of stages 1, 2 and 3 [default: the official "
+                   "code's 120,50,120].")
+@click.option("--loss-reduction", type=click.Choice(["mean", "sum"]), default="mean",
+              show_default=True,
+              help="How a step's sub-batch losses add up: mean, or sum as the official code "
+                   "(which weakens Adam's weight decay relative to the data term).")
+@click.option("--global-pass", type=click.Choice(["scene", "batch"]), default="scene",
+              show_default=True,
+              help="Stage 3: run G once per scene, or once on the batch of scenes as the "
+                   "official code (G's batch norm then sees the batch).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps per stage.")
 @click.option("--lr-global", type=float, default=1e-4, show_default=True,
               help="Adam learning rate of the global branch.")
@@ -82,7 +110,9 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
             backbone: str, weights: str | None, init: str | None, resume: str | None,
             global_size: int, patch_size: int, min_overlap: int, scene_size: int,
             samples_per_epoch: int | None, batch_size: int, sub_batch_size: int,
-            epochs: int | None, max_steps: int | None, lr_global: float, lr_local: float,
+            epochs: list[int] | None, loss_reduction: str, global_pass: str,
+            max_steps: int | None,
+            lr_global: float, lr_local: float,
             gamma: float, fmreg_weight: float, accelerator: str, devices: str, num_nodes: int,
             strategy: str, precision: str | None, workers: int, seed: int,
             run_dir: str | None, checkpoint_every: int, log_every: int, no_augment: bool,
@@ -124,7 +154,8 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         run_dir=run_dir, checkpoint_every=checkpoint_every, log_every=log_every,
         augment=not no_augment,
         losses=LossSettings(gamma=gamma, fmreg_weight=fmreg_weight, lr_global=lr_global,
-                            lr_local=lr_local, sub_batch_size=sub_batch_size),
+                            lr_local=lr_local, sub_batch_size=sub_batch_size,
+                            reduction=loss_reduction, global_pass=global_pass),
         progress=not quiet, coarse_to_fine=coarse_to_fine, given=_given(NETWORK_SETTINGS))
     path = train(data, settings, output, overwrite=overwrite)
     from lightning.pytorch.utilities import rank_zero_only

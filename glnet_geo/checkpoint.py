@@ -23,6 +23,7 @@ import torch
 
 import glnet_geo
 from glnet_geo.errors import CheckpointError, OutputExistsError
+from glnet_geo.imagery import ImageryProfile
 from glnet_geo.models.glnet import GLNet
 from glnet_geo.models.stages import Stage
 
@@ -63,6 +64,9 @@ class ModelConfig:
         coarse_to_fine: The local branch was trained on coarse-to-fine crops
             (:mod:`glnet_geo.coarse_to_fine`; class 0 is the background), so
             ``--mode glnet`` predicts coarse-to-fine.
+        imagery: The training imagery's dtype, value range and pixel size,
+            which predict compares its inputs with (None: unknown, e.g. a
+            checkpoint written before glnet-geo recorded it).
         version: The glnet-geo version that wrote the checkpoint.
 
     """
@@ -79,12 +83,15 @@ class ModelConfig:
     scene_size: int = 2448
     stage: Stage = Stage.GLOBAL
     coarse_to_fine: bool = False
+    imagery: ImageryProfile | None = None
     version: str = glnet_geo.__version__
 
     def __post_init__(self) -> None:
         self.stage = Stage(self.stage)
         if isinstance(self.normalization, dict):
             self.normalization = Normalization(**self.normalization)
+        if isinstance(self.imagery, dict):
+            self.imagery = ImageryProfile(**self.imagery)
         if not self.class_colors:
             self.class_colors = [DEFAULT_COLORS[i % len(DEFAULT_COLORS)]
                                  for i in range(self.num_classes)]

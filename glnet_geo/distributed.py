@@ -49,6 +49,7 @@ import torch
 
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, read_checkpoint
 from glnet_geo.errors import GLNetGeoError, InputError
+from glnet_geo.imagery import warn_if_unlike_training
 from glnet_geo.io.parts import (
     PartStore,
     core_transform,
@@ -174,6 +175,7 @@ class SceneTask:
         part: Path of the part to write.
         probabilities: Also store the scaled probabilities.
         torch_threads: Torch threads to use (None: leave the process's).
+        nodata: The ``--nodata`` value, or None.
 
     """
 
@@ -187,6 +189,7 @@ class SceneTask:
     part: str
     probabilities: bool
     torch_threads: int | None = None
+    nodata: float | None = None
 
     def describe(self) -> str:
         """Name the scene in messages: its number, its input and its read window."""
@@ -247,7 +250,7 @@ def run_scene_task(task: SceneTask, checkpoint: Checkpoint | None = None) -> int
     config = loaded.config
     with block_cache(GDAL_CACHE_MB), \
             RasterInput.open(task.source, config.bands, config.normalization,
-                             task.bands) as raster:
+                             task.bands, task.nodata) as raster:
         prediction = predict_scene(loaded.model, raster, task.scene, settings, device,
                                    with_probabilities=task.probabilities)
         transform = core_transform(raster.dataset.transform, task.scene.core)
@@ -406,7 +409,8 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
                      precision: Precision | str = Precision.AUTO,
                      batch_size: int | None = None, scene_size: int | None = None,
                      halo: int | None = None, bands: Sequence[int] | None = None,
-                     overwrite: bool = False, progress: bool | None = None,
+                     nodata: float | None = None, overwrite: bool = False,
+                     progress: bool | None = None,
                      resume: bool = False,
                      cluster: Cluster | None = None) -> list[PredictedRaster]:
     """Predict inputs scene by scene through parts, on Dask or in this process.
@@ -431,6 +435,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         scene_size: Side of a scene in pixels (default: the checkpoint's).
         halo: Context around each core (default: half a patch).
         bands: 1-based input bands instead of the checkpoint's.
+        nodata: Mask the pixels where every band holds this value.
         overwrite: Replace existing outputs (and, with ``resume``, parts of
             a run with other settings).
         progress: Show a progress bar over scenes.
@@ -485,12 +490,14 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
     for job in jobs:
         if job.finished:
             continue
-        with RasterInput.open(job.source, config.bands, config.normalization, bands) as raster:
+        with RasterInput.open(job.source, config.bands, config.normalization, bands,
+                              nodata) as raster:
+            warn_if_unlike_training(config.imagery, raster, job.source)
             job.scenes = scene_grid(raster.height, raster.width, scene_size, halo)
             chosen = raster.bands
         manifest = {"input": _input_identity(job.source), "checkpoint": identity,
                     "settings": {k: str(v) for k, v in asdict(settings).items()},
-                    "scene_size": scene_size, "halo": halo, "bands": chosen,
+                    "scene_size": scene_size, "halo": halo, "bands": chosen, "nodata": nodata,
                     "probabilities": job.plan[1] is not None,
                     "scenes": [[s.core.col_off, s.core.row_off, s.core.width, s.core.height]
                                for s in job.scenes]}
@@ -502,7 +509,8 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
                                scenes=len(job.scenes), settings=settings,
                                device=str(torch_device or device), part=os.fspath(job.store.path(
                                    scene.index)), probabilities=job.plan[1] is not None,
-                               torch_threads=cluster.torch_threads if cluster else None)
+                               torch_threads=cluster.torch_threads if cluster else None,
+                               nodata=nodata)
                      for scene in job.store.missing())
     if tasks and cluster is not None:
         with dask_client(cluster) as client:
@@ -519,7 +527,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
             continue
         with block_cache(GDAL_CACHE_MB), \
                 RasterInput.open(job.source, config.bands, config.normalization,
-                                 bands) as raster:
+                                 bands, nodata) as raster:
             cores = ((s.core, *job.store.read(s)) for s in job.scenes)
             result = write_outputs(job.source, raster, config, cores, job.tags, *job.plan,
                                    overwrite=overwrite or resume)

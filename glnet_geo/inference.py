@@ -44,6 +44,7 @@ import glnet_geo
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
 from glnet_geo.coarse_to_fine import BACKGROUND, confident_patches, refined_patches
 from glnet_geo.errors import GLNetGeoError, InputError, OutputError
+from glnet_geo.imagery import warn_if_unlike_training
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput, block_cache, check_georeferencing, open_dataset
 from glnet_geo.io.scenes import Scene, default_halo, in_bands, scene_grid
@@ -638,8 +639,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    skip_threshold: float | None = None, device: str = "auto",
                    precision: Precision | str = Precision.AUTO,
                    batch_size: int | None = None, scene_size: int | None = None,
-                   halo: int | None = None,
-                   bands: Sequence[int] | None = None, overwrite: bool = False,
+                   halo: int | None = None, bands: Sequence[int] | None = None,
+                   nodata: float | None = None, overwrite: bool = False,
                    progress: bool | None = None, workers: int | None = None,
                    threads_per_worker: int | None = None, scheduler: str | None = None,
                    resume: bool = False) -> PredictedRaster:
@@ -677,6 +678,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
         halo: Context kept around each scene's core where scenes meet
             (default: half a patch).
         bands: 1-based input bands to use instead of the checkpoint's.
+        nodata: Mask the pixels where every band holds this value, for an
+            input whose nodata collar is not tagged (``--nodata``).
         overwrite: Replace existing outputs.
         progress: Show a progress bar (default: only on a terminal).
         workers: Predict the scenes on a local Dask cluster of this many
@@ -703,7 +706,7 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                              for p in (probabilities, preview, polygons))]
     options = dict(mode=mode, skip_threshold=skip_threshold, device=device,
                    precision=precision, batch_size=batch_size, scene_size=scene_size, halo=halo,
-                   bands=bands, overwrite=overwrite, progress=progress)
+                   bands=bands, nodata=nodata, overwrite=overwrite, progress=progress)
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
     in_parts = _predict_in_parts(checkpoint, [source], [paths], cluster, resume, options)
     if in_parts is not None:
@@ -718,7 +721,9 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     scene_size = check_scene_size(config, scene_size)
     halo = default_halo(config.patch_size) if halo is None else int(halo)
     with block_cache(GDAL_CACHE_MB), \
-            RasterInput.open(source, config.bands, config.normalization, bands) as raster:
+            RasterInput.open(source, config.bands, config.normalization, bands,
+                             nodata) as raster:
+        warn_if_unlike_training(config.imagery, raster, source)
         scenes = in_bands(scene_grid(raster.height, raster.width, scene_size, halo),
                           cached_band_width(raster, scene_size))
         total = sum(settings.steps(scene) for scene in scenes)

@@ -30,8 +30,22 @@ def describe_checkpoint(path: Path) -> dict[str, Any]:
         "patch_size": config.patch_size,
         "min_overlap": config.min_overlap,
         "scene_size": config.scene_size,
+        "training imagery": _imagery(config.imagery),
         "parameters": f"{n_params:,}",
     }
+
+
+def _imagery(profile: Any) -> str | None:
+    """One line about a checkpoint's training imagery."""
+    if profile is None:
+        return None
+    parts = [profile.dtype]
+    if profile.low is not None and profile.high is not None:
+        parts.append("2-98% " + ", ".join(f"{lo:g}..{hi:g}" for lo, hi in
+                                          zip(profile.low, profile.high, strict=True)))
+    if profile.pixel_size is not None:
+        parts.append(f"{profile.pixel_size:g} m pixels")
+    return ", ".join(parts)
 
 
 def describe_raster(path: Path) -> dict[str, Any]:

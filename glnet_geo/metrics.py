@@ -10,6 +10,12 @@ is the dataset's ignored class (DeepGlobe's ``unknown``). The ignored class is
 also left out of the mean IoU, as the GLNet paper does; predictions *of* it on
 other pixels still count as errors. A class absent from both the labels and
 the predictions has no IoU (NaN) and does not enter the mean.
+
+The official GLNet evaluator scores differently (``official=True`` here): the
+ignored class stays in the matrix (its pixels count against the class they
+are predicted as, and predictions of it count against the true class), the
+mean IoU is taken over the other classes, and a class absent from both
+labels and predictions counts as an IoU of 0 (its ``nan_to_num``).
 """
 
 from __future__ import annotations
@@ -59,12 +65,16 @@ class SegmentationScores:
         confusion: ``(K, K)`` pixel counts, rows labels, columns predictions.
         class_names: One name per class.
         ignore_index: The ignored class (left out of ``miou``), if any.
+        official: Scored as the official GLNet evaluator does (see the
+            module docstring): the matrix holds the ignored class's pixels,
+            absent classes count as 0 in the mean.
 
     """
 
     confusion: np.ndarray
     class_names: list[str]
     ignore_index: int | None = None
+    official: bool = False
 
     @property
     def iou(self) -> np.ndarray:
@@ -80,8 +90,14 @@ class SegmentationScores:
 
     @property
     def miou(self) -> float:
-        """Mean IoU over the scored classes (ignored and absent classes left out)."""
+        """Mean IoU over the scored classes (ignored and absent classes left out).
+
+        Officially, absent classes count as 0 and only the ignored class is left out.
+        """
         iou = self.iou
+        if self.official:
+            scored = [i for i in range(len(iou)) if i != self.ignore_index]
+            return float(np.mean(np.nan_to_num(iou[scored]))) if scored else float("nan")
         return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
     @property
@@ -101,6 +117,7 @@ class SegmentationScores:
             "pixel_accuracy": _finite(self.pixel_accuracy),
             "iou": {n: _finite(v) for n, v in zip(self.class_names, self.iou, strict=True)},
             "ignore_index": self.ignore_index,
+            "protocol": "official" if self.official else "ours",
             "class_names": list(self.class_names),
             "confusion_matrix": self.confusion.astype(np.int64).tolist(),
         }
@@ -154,13 +171,16 @@ class SegmentationScores:
 
 
 def scores(confusion: ConfusionMatrix | torch.Tensor | np.ndarray, class_names: list[str],
-           ignore_index: int | None = None) -> SegmentationScores:
+           ignore_index: int | None = None, official: bool = False) -> SegmentationScores:
     """Figures of a confusion matrix (a metric, or its counts).
 
     Args:
         confusion: A :class:`ConfusionMatrix` or its ``(K, K)`` counts.
         class_names: One name per class.
         ignore_index: The ignored class, if any.
+        official: Score as the official GLNet evaluator (see the module
+            docstring); ``confusion`` must then hold the ignored class's
+            pixels (``ConfusionMatrix(k, None)``).
 
     Returns:
         mIoU, per-class IoU and pixel accuracy of those counts.
@@ -171,7 +191,7 @@ def scores(confusion: ConfusionMatrix | torch.Tensor | np.ndarray, class_names: 
         confusion = confusion.compute()
     if isinstance(confusion, torch.Tensor):
         confusion = confusion.detach().cpu().numpy()
-    return SegmentationScores(np.asarray(confusion), list(class_names), ignore_index)
+    return SegmentationScores(np.asarray(confusion), list(class_names), ignore_index, official)
 
 
 def _finite(value: float) -> float | None:

@@ -56,3 +56,16 @@ def test_to_dict_is_json_and_plot_writes_png(tmp_path):
     assert "mIoU" in s.table()
     s.plot_confusion(tmp_path / "cm.png")
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_official_scoring_keeps_the_ignored_class_and_counts_absent_classes_as_zero():
+    metric = ConfusionMatrix(4)  # the official evaluator's matrix keeps "unknown" (class 0)
+    target = torch.tensor([0, 0, 1, 2, 2])
+    preds = torch.tensor([1, 2, 1, 2, 0])
+    metric.update(preds, target)
+    s = scores(metric, ["unknown", "x", "y", "absent"], ignore_index=0, official=True)
+    assert s.confusion[0].sum() == 2  # unknown pixels stay in the matrix
+    # x: 1 / (1 + 1 predicted on unknown) ; y: 1 / (2 + 1 predicted on unknown) ; absent: 0
+    assert s.miou == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)
+    assert s.to_dict()["protocol"] == "official"
+    assert scores(metric, list("uxya"), ignore_index=0).to_dict()["protocol"] == "ours"

@@ -9,7 +9,10 @@
 colours of :data:`glnet_geo.classes.DEEPGLOBE`; each image is one 2448 x 2448
 scene. By default ``train`` is ``training_data`` and ``val``/``test`` are
 ``test_data``; with ``paper_split`` the splits are the GLNet paper's 454 / 207 /
-142 image ids (``splits/*.txt``), wherever they lie under ``data``.
+142 image ids (``splits/*.txt``), wherever they lie under ``data``: ``train``
+is ``train.txt``, ``val`` and ``crossvali`` are ``crossvali.txt`` (207 ids, what
+the official code scores and the paper's Table 2 reports), ``test`` is
+``test.txt`` (142 ids, unused by the official code).
 
 DeepGlobe masks are PNGs whose colours are not always exactly 0 or 255 in every
 channel; a mask pixel takes the palette colour within :data:`COLOR_TOLERANCE`
@@ -42,7 +45,8 @@ LAYOUT_FOLDERS = {"train": "training_data", "test": "test_data"}
 
 
 #: The paper's split lists (shipped with the package), by split.
-PAPER_SPLIT_FILES = {Split.TRAIN: "train.txt", Split.VAL: "crossvali.txt", Split.TEST: "test.txt"}
+PAPER_SPLIT_FILES = {Split.TRAIN: "train.txt", Split.VAL: "crossvali.txt",
+                     Split.CROSSVALI: "crossvali.txt", Split.TEST: "test.txt"}
 
 
 def paper_split_ids(split: Split | str) -> list[str]:
@@ -116,6 +120,9 @@ class DeepGlobe(Dataset):
         self.root = Path(root)
         self.split = Split(split)
         self.views = views
+        if self.split is Split.CROSSVALI and not paper_split:
+            raise InputError("split 'crossvali' is the paper split's crossvali.txt (207 ids); "
+                             "add --paper-split")
         data = _data_folder(self.root)
         if paper_split:
             wanted = paper_split_ids(self.split)

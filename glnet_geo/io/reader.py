@@ -348,18 +348,23 @@ class RasterInput:
         dataset: An open rasterio dataset (closed by :meth:`close`).
         bands: 1-based indexes of the bands to read (see :func:`select_bands`).
         normalization: How raw values become network inputs.
+        nodata: A value that marks invalid pixels where the file does not
+            tag one (``--nodata``): a pixel is masked where every selected
+            band holds it, on top of the file's own masks.
 
     """
 
     def __init__(self, dataset: rasterio.DatasetReader, bands: Sequence[int],
-                 normalization: Normalization) -> None:
+                 normalization: Normalization, nodata: float | None = None) -> None:
         self.dataset = dataset
         self.bands = list(bands)
         self.normalization = normalization
+        self.nodata = None if nodata is None else float(nodata)
 
     @classmethod
     def open(cls, path: str | os.PathLike, checkpoint_bands: Sequence[int],
-             normalization: Normalization, bands: Sequence[int] | None = None) -> RasterInput:
+             normalization: Normalization, bands: Sequence[int] | None = None,
+             nodata: float | None = None) -> RasterInput:
         """Open ``path`` and check its bands against a checkpoint's.
 
         Raises:
@@ -372,7 +377,7 @@ class RasterInput:
         except InputError:
             dataset.close()
             raise
-        return cls(dataset, chosen, normalization)
+        return cls(dataset, chosen, normalization, nodata)
 
     def __enter__(self) -> RasterInput:
         return self
@@ -400,20 +405,28 @@ class RasterInput:
         return Window(0, 0, self.width, self.height)
 
     @functools.cached_property
+    def _unmasked(self) -> bool:
+        """Whether the file tags no nodata, alpha band or mask."""
+        return all(flags == [MaskFlags.all_valid] for flags in self.dataset.mask_flag_enums)
+
+    @functools.cached_property
     def all_valid(self) -> bool:
         """Whether every pixel is valid: no nodata, alpha band or mask, and integer pixels."""
-        return (all(flags == [MaskFlags.all_valid] for flags in self.dataset.mask_flag_enums)
+        return (self._unmasked and self.nodata is None
                 and all(np.dtype(self.dataset.dtypes[b - 1]).kind in "iu" for b in self.bands))
 
     def _valid(self, raw: np.ndarray, window: Window,
                shape: tuple[int, int] | None = None) -> np.ndarray:
         """Return the validity of ``raw``, read from ``window`` (inside the raster) at ``shape``."""
-        if self.all_valid:  # spares reading GDAL's all-255 mask
-            return np.ones(raw.shape[1:], dtype=bool)
-        with reading(self.dataset, window):
-            valid = self.dataset.dataset_mask(window=window, out_shape=shape) != 0
+        if self.all_valid or self._unmasked:  # spares reading GDAL's all-255 mask
+            valid = np.ones(raw.shape[1:], dtype=bool)
+        else:
+            with reading(self.dataset, window):
+                valid = self.dataset.dataset_mask(window=window, out_shape=shape) != 0
         if raw.dtype.kind == "f":
             valid &= np.isfinite(raw).all(axis=0)
+        if self.nodata is not None and not np.isnan(self.nodata):
+            valid &= ~(raw == self.nodata).all(axis=0)
         return valid
 
     def read_global(self, window: Window, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,16 +5,28 @@ strides 4, 8, 16 and 32 (the outputs of ResNet's ``layer1``..``layer4``). Its
 ``out_channels`` attribute lists their channel counts, so any encoder pairs
 with :class:`glnet_geo.models.fpn.FPN`.
 
-Pretrained ImageNet weights are read from a local file, never downloaded: pass
-``weights="imagenet"`` to use torchvision's cache
-(``torch.hub.get_dir()/checkpoints/<torchvision file name>``), or the path of
-a torchvision ResNet ``state_dict``.
+Pretrained weights (``weights``):
+
+- ``"imagenet"``: torchvision's ImageNet weights through its weights API
+  (``ResNet50_Weights.IMAGENET1K_V1`` ...) and its cache,
+  ``torch.hub.get_dir()/checkpoints/<file name>``: read from there, downloaded
+  there when missing and online; offline, one line names the file and where
+  to put it.
+- ``"torchgeo:<WeightsEnum>"``, e.g. ``"torchgeo:ResNet50_Weights.SENTINEL2_RGB_MOCO"``:
+  torchgeo's pretrained remote-sensing ResNets, through the same cache; the
+  weights' band count (``meta["in_chans"]``) must be the model's.
+- the path of a torchvision ResNet ``state_dict``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import urllib.error
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,12 +34,24 @@ from torchvision import models
 
 from glnet_geo.errors import InputError, WeightsNotFoundError
 
+log = logging.getLogger(__name__)
+
 #: Backbone name -> (torchvision builder, ImageNet weights enum member).
 BACKBONES = {
     "resnet18": (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
     "resnet34": (models.resnet34, models.ResNet34_Weights.IMAGENET1K_V1),
     "resnet50": (models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),
 }
+
+
+#: ``weights`` value of torchvision's ImageNet weights, and prefix of torchgeo's.
+IMAGENET = "imagenet"
+TORCHGEO_PREFIX = "torchgeo:"
+
+
+def cached_weights_path(weights: Any) -> Path:
+    """Where torch.hub caches a torchvision/torchgeo ``WeightsEnum`` member's file."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
 
 
 def imagenet_weights_path(backbone: str) -> Path:
@@ -41,8 +65,59 @@ def imagenet_weights_path(backbone: str) -> Path:
 
     """
     _check_backbone(backbone)
-    url = BACKBONES[backbone][1].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    return cached_weights_path(BACKBONES[backbone][1])
+
+
+def torchgeo_weights(name: str, backbone: str) -> Any:
+    """Look up a torchgeo ``WeightsEnum`` member such as ``ResNet50_Weights.SENTINEL2_RGB_MOCO``.
+
+    Raises:
+        InputError: Not a torchgeo ResNet weights name, or weights of another backbone.
+
+    """
+    import torchgeo.models
+
+    enum_name, _, member = name.partition(".")
+    enum = getattr(torchgeo.models, enum_name, None) if enum_name.startswith("ResNet") else None
+    if enum is None or not member:
+        raise InputError(f"--weights {TORCHGEO_PREFIX}{name} is not a torchgeo ResNet weights "
+                         "name; give <Enum>.<MEMBER>, e.g. "
+                         f"{TORCHGEO_PREFIX}ResNet50_Weights.SENTINEL2_RGB_MOCO")
+    try:
+        weights = enum[member]
+    except KeyError:
+        known = ", ".join(m.name for m in list(enum)[:4])
+        raise InputError(f"torchgeo's {enum_name} has no {member!r}; pick one of its members "
+                         f"(e.g. {known}, ...)") from None
+    model = str(weights.meta.get("model", enum_name.removesuffix("_Weights").lower()))
+    if model != backbone:
+        raise InputError(f"{TORCHGEO_PREFIX}{name} are {model} weights but the backbone is "
+                         f"{backbone}; pass --backbone {model} or weights for {backbone}")
+    return weights
+
+
+def download_weights(weights: Any, what: str) -> dict[str, Tensor]:
+    """Read a ``WeightsEnum`` member's state_dict from torch.hub's cache, downloading it if missing.
+
+    Raises:
+        WeightsNotFoundError: Not cached and the download failed (offline):
+            the message names the file and the folder to put it in.
+
+    """
+    path = cached_weights_path(weights)
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    log.info("downloading %s weights %s into %s", what, path.name, path.parent)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub's own "Downloading" line
+            return weights.get_state_dict(progress=False, check_hash=True, map_location="cpu",
+                                          weights_only=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise WeightsNotFoundError(
+            f"{what} weights {path.name} are not in the torch.hub cache and could not be "
+            f"downloaded ({reason}); put {path.name} (from {weights.url}) in {path.parent}, "
+            "or train without --weights") from None
 
 
 def adapt_first_conv(weight: Tensor, in_channels: int) -> Tensor:
@@ -91,12 +166,15 @@ class ResNetEncoder(nn.Module):
         Args:
             backbone: ``resnet18``, ``resnet34`` or ``resnet50``.
             in_channels: Number of input bands.
-            weights: ``None`` (random), ``"imagenet"`` (torchvision's cache)
-                or the path of a torchvision ResNet ``state_dict``.
+            weights: ``None`` (random), ``"imagenet"`` (torchvision's),
+                ``"torchgeo:<WeightsEnum>"`` (torchgeo's, for ``in_channels``
+                bands) or the path of a torchvision ResNet ``state_dict``.
 
         Raises:
-            InputError: Unknown backbone or bad ``in_channels``.
-            WeightsNotFoundError: The weights file does not exist.
+            InputError: Unknown backbone, bad ``in_channels``, or torchgeo
+                weights for another band count or backbone.
+            WeightsNotFoundError: The weights are not on disk and cannot be
+                downloaded.
 
         """
         super().__init__()
@@ -104,9 +182,13 @@ class ResNetEncoder(nn.Module):
         if not isinstance(in_channels, int) or in_channels < 1:
             raise InputError(f"in_channels={in_channels!r}; expected a positive number of bands")
         net = BACKBONES[backbone][0](weights=None)
-        if weights is not None:
+        pretrained_bands = 3
+        if weights is not None and os.fspath(weights).startswith(TORCHGEO_PREFIX):
+            pretrained_bands = _load_torchgeo(net, backbone, in_channels,
+                                              os.fspath(weights)[len(TORCHGEO_PREFIX):])
+        elif weights is not None:
             _load_into(net, backbone, weights)
-        if in_channels != 3:
+        if in_channels != pretrained_bands:
             old = net.conv1
             net.conv1 = nn.Conv2d(in_channels, old.out_channels, kernel_size=old.kernel_size,
                                   stride=old.stride, padding=old.padding, bias=False)
@@ -131,16 +213,43 @@ class ResNetEncoder(nn.Module):
         return [c2, c3, c4, c5]
 
 
-def _load_into(net: nn.Module, backbone: str, weights: str | os.PathLike) -> None:
-    """Load ImageNet weights for ``backbone`` from disk into ``net`` (classifier excepted).
+def _load_torchgeo(net: nn.Module, backbone: str, in_channels: int, name: str) -> int:
+    """Load torchgeo's weights ``name`` into ``net``; return their band count.
 
     Raises:
-        WeightsNotFoundError: The file does not exist (nothing is downloaded).
+        InputError: Weights for another number of bands than ``in_channels``.
+
+    """
+    weights = torchgeo_weights(name, backbone)
+    bands = int(weights.meta.get("in_chans", 3))
+    if bands != in_channels:
+        raise InputError(f"{TORCHGEO_PREFIX}{name} takes {bands} bands but the model takes "
+                         f"{in_channels}; pick torchgeo weights for {in_channels} bands or "
+                         f"train on {bands}-band imagery")
+    state = download_weights(weights, f"torchgeo {name}")
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    if bands != 3:
+        net.conv1 = nn.Conv2d(bands, net.conv1.out_channels, kernel_size=net.conv1.kernel_size,
+                              stride=net.conv1.stride, padding=net.conv1.padding, bias=False)
+    _load_state(net, backbone, state, f"torchgeo's {name}", f"{TORCHGEO_PREFIX}{name}")
+    return bands
+
+
+def _load_into(net: nn.Module, backbone: str, weights: str | os.PathLike) -> None:
+    """Load ImageNet weights for ``backbone`` into ``net`` (classifier excepted).
+
+    Raises:
+        WeightsNotFoundError: Not on disk, and (for ``"imagenet"``) no download.
         InputError: The file is not a ``state_dict`` of that ResNet.
 
     """
-    path = imagenet_weights_path(backbone) if str(weights) == "imagenet" else Path(weights)
     expected_name = imagenet_weights_path(backbone).name
+    if str(weights) == IMAGENET:
+        state = download_weights(BACKBONES[backbone][1], f"ImageNet {backbone}")
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        _load_state(net, backbone, state, f"torchvision's {expected_name}", expected_name)
+        return
+    path = Path(weights)
     if not path.is_file():
         raise WeightsNotFoundError(
             f"ImageNet weights for {backbone} not found at {path}; copy torchvision's "
@@ -155,17 +264,22 @@ def _load_into(net: nn.Module, backbone: str, weights: str | os.PathLike) -> Non
         raise InputError(f"{path} holds a {type(state).__name__}, expected a {backbone} "
                          f"state_dict such as torchvision's {expected_name}")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    _load_state(net, backbone, state, f"torchvision's {expected_name}", path)
+
+
+def _load_state(net: nn.Module, backbone: str, state: dict[str, Tensor], wanted: str,
+                name: str | os.PathLike) -> None:
+    """Load a ResNet ``state`` (no classifier) into ``net``, naming ``name`` if it does not fit."""
     try:
         result = net.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatch: another depth of ResNet
         first = str(exc).strip().splitlines()[-1].strip()
-        raise InputError(f"{path} does not fit {backbone} ({first}); give torchvision's "
-                         f"{expected_name}") from None
+        raise InputError(f"{name} does not fit {backbone} ({first}); give {wanted}") from None
     missing = [k for k in result.missing_keys if not k.startswith("fc.")]
     if missing or result.unexpected_keys:
         what = f"missing {missing[:3]}" if missing else f"unexpected {result.unexpected_keys[:3]}"
-        raise InputError(f"{path} is not a torchvision {backbone} state_dict ({what}); give "
-                         f"torchvision's {expected_name}")
+        raise InputError(f"{name} is not a torchvision {backbone} state_dict ({what}); give "
+                         f"{wanted}")
 
 
 def _check_backbone(backbone: str) -> None:

@@ -8,7 +8,8 @@ full-resolution patches laid on a grid over the scene, each with its ``box``
 
 Modes (:class:`GLNetMode`, the paper's Table 2):
 
-- ``GLOBAL``: G alone on the global image.
+- ``GLOBAL``: G alone on the global image (the frozen stage-1 copy of G when
+  the network has one: after stage 3, G's plain layers are stale).
 - ``LOCAL``: L alone on each patch.
 - ``AGGREGATE``: G and L without sharing; the aggregation layer combines L's
   last map (ps3) with the crop of G's ps3 at the patch's box.
@@ -199,7 +200,7 @@ class GLNet(nn.Module):
         local_branch: L (encoder + FPN with its doubled layers).
         aggregation: The final 3x3 conv over L's and G's ps3.
         fixed_global_branch: The frozen stage-1 copy of G that feeds L in
-            ``BIDIRECTIONAL`` mode, or None.
+            ``BIDIRECTIONAL`` mode and predicts alone in ``GLOBAL`` mode, or None.
         frozen_parts: Names in :data:`PARTS` kept frozen and in eval mode.
 
     """
@@ -327,6 +328,18 @@ class GLNet(nn.Module):
         self.inference_dtype = dtype
         return self
 
+    @property
+    def global_only_branch(self) -> Branch:
+        """The G that ``GLOBAL`` mode runs: a complete network on the global image alone.
+
+        After stage 3 the trained G's plain FPN layers are stale (stage 3 trains
+        its doubled layers, which need L's maps), so a network with the frozen
+        stage-1 copy runs that copy, exactly the stage-1 checkpoint's G.
+        """
+        if self.fixed_global_branch is not None:
+            return self.fixed_global_branch
+        return self.global_branch
+
     def forward(self, global_image: Tensor | None, patches: Tensor | None,
                 boxes: Tensor | None, mode: GLNetMode | str = GLNetMode.GLOBAL_TO_LOCAL,
                 scene_shape: Sequence[int] | None = None) -> GLNetOutput:
@@ -354,7 +367,7 @@ class GLNet(nn.Module):
         mode = GLNetMode.parse(mode)
         if mode is GLNetMode.GLOBAL:
             _check_images(global_image, "global_image", self.in_channels, single=True)
-            out = self.global_branch(global_image)
+            out = self.global_only_branch(global_image)
             return GLNetOutput(logits=out.logits, global_logits=out.logits)
         _check_images(patches, "patches", self.in_channels)
         run = _SceneRun(self, mode, global_image, boxes, scene_shape, with_fmreg=True)

@@ -25,7 +25,7 @@ no official counterpart and keep their initial values. The official class
 channels can be reordered to a preset's order (``class_order``), which
 permutes the output channels of the three classifiers.
 
-Which stage an import reaches is decided by :func:`official_stage`.
+Which stage a file comes from is read from its weights by :func:`official_stage`.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from glnet_geo.errors import CheckpointError, OutputExistsError
+from glnet_geo.imagery import DEEPGLOBE_IMAGERY, INRIA_IMAGERY
 from glnet_geo.models.glnet import GLNet
 from glnet_geo.models.stages import Stage
 
@@ -47,6 +48,9 @@ OFFICIAL_BACKBONE = "resnet50"
 OFFICIAL_IN_CHANNELS = 3
 #: Scene side (px) of each dataset, stored in the imported checkpoint.
 SCENE_SIZES = {"deepglobe": 2448, "inria": 5000}
+
+#: The imagery the official weights were trained on.
+OFFICIAL_IMAGERY = {"deepglobe": DEEPGLOBE_IMAGERY, "inria": INRIA_IMAGERY}
 
 _CLASSIFIERS = ("global_branch.fpn.classify", "local_branch.fpn.classify", "aggregation.conv",
                 "fixed_global_branch.fpn.classify")
@@ -69,8 +73,9 @@ def from_official(state_dict: Mapping[str, Tensor], num_classes: int,
         The model, in eval mode.
 
     Raises:
-        CheckpointError: A missing or unexpected key, or a shape that does
-            not fit ``num_classes``.
+        CheckpointError: A missing or unexpected key, a shape that does not
+            fit ``num_classes``, or stages that do not go together
+            (:func:`check_official_stages`).
 
     """
     model = GLNet(num_classes, OFFICIAL_BACKBONE, OFFICIAL_IN_CHANNELS,
@@ -83,6 +88,9 @@ def from_official(state_dict: Mapping[str, Tensor], num_classes: int,
                  if key.startswith("fixed_global_branch.")}
         _copy(_strip_module(global_fixed), fixed, set(names), target,
               "the stage-1 (global_fixed) state_dict")
+    check_official_stages("the official state_dict", state_dict,
+                          None if global_fixed is None else "the stage-1 state_dict",
+                          global_fixed)
     if class_order is not None:
         _reorder_classes(target, class_order, num_classes)
     model.load_state_dict(target)
@@ -105,23 +113,69 @@ def official_global_name(key: str) -> str:
     return f"{'resnet' if part == 'encoder' else 'fpn'}_global.{rest}"
 
 
-def official_stage(state_dict: Mapping[str, Tensor],
-                   global_fixed: Mapping[str, Tensor] | None = None) -> Stage:
-    """Decide from its inputs which training stage an official import reaches.
+def official_stage(state_dict: Mapping[str, Tensor]) -> Stage:
+    """Decide from its weights which training stage an official file comes from.
 
-    - a stage-1 file given as ``global_fixed``: the main file is a G<->L
-      (stage-3) one -> ``LOCAL_TO_GLOBAL``;
-    - otherwise ``GLOBAL_TO_LOCAL``, unless the local FPN was never trained
-      (all its biases exactly zero, as the official code initialises them and
-      its stage 1 leaves them): a stage-1 file -> ``GLOBAL``.
+    The official code initialises every FPN bias at zero and each stage
+    trains only some layers, so the biases tell the stages apart:
+
+    - the global FPN's doubled (``*_ext``) layers are trained only in stage 3:
+      any non-zero bias there -> ``LOCAL_TO_GLOBAL`` (a ``local2global`` file);
+    - otherwise a local FPN left at its initial zero biases -> ``GLOBAL``
+      (stage 1, a ``global`` file);
+    - otherwise ``GLOBAL_TO_LOCAL`` (stage 2, a ``global2local`` file).
     """
-    if global_fixed is not None:
-        return Stage.LOCAL_TO_GLOBAL
     state = _strip_module(state_dict)
-    biases = [v for k, v in state.items() if k.startswith("fpn_local.") and k.endswith(".bias")]
-    if biases and all(not bool(b.any()) for b in biases):
+
+    def trained(prefix: str, ext_only: bool = False) -> bool:
+        biases = [v for k, v in state.items() if k.startswith(prefix) and k.endswith(".bias")
+                  and (not ext_only or k.rsplit(".", 2)[-2].endswith("_ext"))]
+        return any(bool(b.any()) for b in biases)
+
+    if trained("fpn_global.", ext_only=True):
+        return Stage.LOCAL_TO_GLOBAL
+    if not trained("fpn_local."):
         return Stage.GLOBAL
     return Stage.GLOBAL_TO_LOCAL
+
+
+def check_official_stages(official: str | os.PathLike, state_dict: Mapping[str, Tensor],
+                          global_fixed: str | os.PathLike | None = None,
+                          fixed_state: Mapping[str, Tensor] | None = None) -> Stage:
+    """Return the stage of an official file, refusing a pairing that would mislead.
+
+    A stage-3 (``local2global``) file needs the stage-1 file for the frozen
+    copy of G that feeds L; without it the import would combine a stage-3
+    encoder with stale decoder layers. ``--global-fixed`` goes only with a
+    stage-3 file, and must not itself be a stage-3 file.
+
+    Raises:
+        CheckpointError: One of these pairings, naming the file and the fix.
+
+    """
+    stage = official_stage(state_dict)
+    if global_fixed is None and stage is Stage.LOCAL_TO_GLOBAL:
+        raise CheckpointError(
+            f"{official} is a stage-3 (local2global) file (its fpn_global *_ext layers are "
+            "trained); import it with the stage-1 file: --global-fixed "
+            "fpn_deepglobe_global.pth")
+    if global_fixed is not None:
+        if stage is not Stage.LOCAL_TO_GLOBAL:
+            raise CheckpointError(
+                f"--global-fixed goes with a stage-3 (local2global) file, but {official} is a "
+                f"stage-{_STAGE_NUMBER[stage]} ({_OFFICIAL_NAME[stage]}) file; drop "
+                "--global-fixed")
+        if fixed_state is not None and official_stage(fixed_state) is Stage.LOCAL_TO_GLOBAL:
+            raise CheckpointError(
+                f"--global-fixed {global_fixed} is a stage-3 (local2global) file; give the "
+                "stage-1 file, e.g. --global-fixed fpn_deepglobe_global.pth")
+    return stage
+
+
+#: The stage numbers and file-name parts of the official code.
+_STAGE_NUMBER = {Stage.GLOBAL: 1, Stage.GLOBAL_TO_LOCAL: 2, Stage.LOCAL_TO_GLOBAL: 3}
+_OFFICIAL_NAME = {Stage.GLOBAL: "global", Stage.GLOBAL_TO_LOCAL: "global2local",
+                  Stage.LOCAL_TO_GLOBAL: "local2global"}
 
 
 def load_official(path: str | os.PathLike) -> dict[str, Tensor]:
@@ -161,8 +215,9 @@ def import_official(official: str | os.PathLike, output: str | os.PathLike,
 
     The checkpoint describes the official setting: bands 1-3, inputs scaled
     to [0, 1] (``ToTensor()``: scale 255, mean 0, std 1), 508 px global view
-    and patches, 50 px minimum overlap, the dataset's scene size, and the
-    stage from :func:`official_stage`.
+    and patches, 50 px minimum overlap, the dataset's scene size, the
+    training imagery (8-bit, DeepGlobe 0.5 m, Inria 0.3 m) and the
+    stage from :func:`official_stage` (checked by :func:`check_official_stages`).
 
     Args:
         official: The official ``.pth`` (stage 2, or stage 3 with ``global_fixed``).
@@ -183,6 +238,7 @@ def import_official(official: str | os.PathLike, output: str | os.PathLike,
         raise OutputExistsError(f"{output} already exists; pass --overwrite to replace it")
     state = load_official(official)
     fixed = load_official(global_fixed) if global_fixed is not None else None
+    stage = check_official_stages(official, state, global_fixed, fixed)
     model = from_official(state, len(preset.names), fixed, class_order=preset.official_order)
     config = ModelConfig(
         class_names=list(preset.names),
@@ -195,7 +251,8 @@ def import_official(official: str | os.PathLike, output: str | os.PathLike,
         patch_size=508,
         min_overlap=50,
         scene_size=SCENE_SIZES[classes],
-        stage=official_stage(state, fixed),
+        stage=stage,
+        imagery=OFFICIAL_IMAGERY[classes],
     )
     return save_checkpoint(output, model, config, overwrite=overwrite)
 

@@ -26,6 +26,7 @@ from glnet_geo.datasets.inria import Inria, InriaSplitRule
 from glnet_geo.datasets.sample import SceneViews, collate_scenes
 from glnet_geo.datasets.split import Split
 from glnet_geo.errors import InputError
+from glnet_geo.imagery import DEEPGLOBE_IMAGERY, INRIA_IMAGERY, ImageryProfile, profile_rasters
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class DatasetKind(StrEnum):
 
 #: Scene side of the published datasets (each image is one scene).
 PRESET_SCENE_SIZE = {DatasetKind.DEEPGLOBE: 2448, DatasetKind.INRIA: 5000}
+#: Imagery of the published datasets (their pixel size is not in their files).
+PRESET_IMAGERY = {DatasetKind.DEEPGLOBE: DEEPGLOBE_IMAGERY, DatasetKind.INRIA: INRIA_IMAGERY}
 
 
 @dataclass
@@ -105,6 +108,7 @@ class TrainingData:
         in_channels: Number of image bands.
         normalization: How raw values become network inputs.
         scene_size: Side of a scene in pixels.
+        imagery: The training imagery's dtype, value range and pixel size.
 
     """
 
@@ -115,6 +119,7 @@ class TrainingData:
     in_channels: int
     normalization: Normalization
     scene_size: int
+    imagery: ImageryProfile | None = None
 
 
 def _preset_table(preset: ClassPreset) -> ClassTable:
@@ -160,7 +165,10 @@ def open_training_data(settings: DataSettings, global_size: int, patch_size: int
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(train.items[0][0]) as src:  # the size, without the pixels
                 side = max(src.height, src.width)
-        return TrainingData(train, None, val, _preset_table(preset), 3, IMAGENET, side)
+        imagery = profile_rasters([item[0] for item in train.items],
+                                  PRESET_IMAGERY[settings.kind].pixel_size)
+        return TrainingData(train, None, val, _preset_table(preset), 3, IMAGENET, side,
+                            imagery)
     dataset = CustomDataset(settings.images, settings.labels, settings.label_field,
                             settings.classes or classes, settings.layer)
     normalization = image_normalization(dataset.image_files)
@@ -173,7 +181,7 @@ def open_training_data(settings: DataSettings, global_size: int, patch_size: int
         val = CustomScenes(held_out, held_out.grid_scenes(settings.scene_size),
                            views(normalization, False))
     return TrainingData(train, sampler, val, dataset.classes, dataset.in_channels,
-                        normalization, settings.scene_size)
+                        normalization, settings.scene_size, profile_rasters(dataset.image_files))
 
 
 def open_evaluation_data(settings: DataSettings, config: ModelConfig,
@@ -190,6 +198,11 @@ def open_evaluation_data(settings: DataSettings, config: ModelConfig,
     """
     views = SceneViews(config.global_size, config.patch_size, config.min_overlap,
                        config.normalization)
+    if Split(split) is Split.CROSSVALI and not (settings.kind is DatasetKind.DEEPGLOBE
+                                                and settings.paper_split):
+        raise InputError("--split crossvali is the GLNet paper's DeepGlobe validation list "
+                         "(crossvali.txt, 207 ids); use it with deepglobe --paper-split, or "
+                         "--split val / test here")
     if settings.kind is not DatasetKind.CUSTOM:
         preset = DEEPGLOBE if settings.kind is DatasetKind.DEEPGLOBE else INRIA
         _check_class_count(len(preset.names), config, checkpoint, settings.kind.value)

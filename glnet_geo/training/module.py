@@ -17,8 +17,21 @@ labels' foreground regions (:mod:`glnet_geo.coarse_to_fine`), so L sees
 class-balanced crops and G<->L merges the maps of the patches that coarse-to-fine
 prediction refines; scenes without foreground are left out.
 
-The loss of every scene (or sub-batch) is divided by their number, so a step
-follows the mean loss over the batch. By default the learning rates decay over
+By default the loss of every scene (or sub-batch) is divided by their number,
+so a step follows the mean loss over the batch (:attr:`LossReduction.MEAN`).
+The official code sums the sub-batch losses instead (:attr:`LossReduction.SUM`):
+with Adam's coupled weight decay (5e-4), the mean makes the decay about as
+many times stronger relative to the data term as a step has sub-batches
+(36 for 6 DeepGlobe scenes of 6 sub-batches each in stage 2). In stage 3 the
+official code runs G once on the batch of scenes (its batch norm sees the
+batch) and sums the sub-batch losses of the aggregation; by default
+(:attr:`GlobalPass.SCENE`) G runs once per scene and the aggregated loss of a
+scene is its mean over all its patches, which the sum reduction scales by the
+scene's number of sub-batches. :attr:`GlobalPass.BATCH` does as the official
+code: L (frozen) runs on every scene first, then G once on the batch of global
+views with their merged local maps.
+
+By default the learning rates decay over
 the stage's steps as in the official code: ``lr * (1 - step / steps) ** 0.9``
 (its ``poly`` schedule); the short from-scratch recipes of the demo and the
 benchmarks keep them constant (:attr:`LRSchedule.CONSTANT`). Validation
@@ -36,6 +49,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch import Tensor
 from torch.optim.lr_scheduler import PolynomialLR
 
 from glnet_geo.checkpoint import ModelConfig
@@ -43,7 +57,9 @@ from glnet_geo.coarse_to_fine import BACKGROUND, refined_patches
 from glnet_geo.datasets.sample import SceneSample
 from glnet_geo.metrics import NO_LABEL, ConfusionMatrix, scores
 from glnet_geo.models import GLNet, GLNetMode
+from glnet_geo.models.fpn import FeatureMaps
 from glnet_geo.models.losses import DEFAULT_GAMMA, focal_loss
+from glnet_geo.models.sharing import LocalMapMerger, crop_resize
 from glnet_geo.models.stages import (
     LR_GLOBAL,
     LR_LOCAL,
@@ -55,6 +71,20 @@ from glnet_geo.training.evaluation import ScoringMode, update_confusion
 
 #: Power of the official code's ``poly`` learning-rate decay.
 POLY_POWER = 0.9
+
+
+class LossReduction(StrEnum):
+    """How the losses of the scenes and sub-batches of a step add up (see the module docstring)."""
+
+    MEAN = "mean"
+    SUM = "sum"
+
+
+class GlobalPass(StrEnum):
+    """How stage 3 runs G: once per scene (ours) or once on the batch of scenes (official)."""
+
+    SCENE = "scene"
+    BATCH = "batch"
 
 
 class LRSchedule(StrEnum):
@@ -78,6 +108,10 @@ class LossSettings:
         weight_decay: Adam L2 penalty (5e-4 in the official code).
         sub_batch_size: Patches per forward/backward pass.
         lr_schedule: How the learning rates change over the stage.
+        reduction: ``mean`` (ours) or ``sum`` (the official code's) of the
+            losses of a step's scenes and sub-batches.
+        global_pass: Stage 3: G once per scene (``scene``, ours) or once on
+            the batch of scenes (``batch``, the official code's).
 
     """
 
@@ -88,9 +122,17 @@ class LossSettings:
     weight_decay: float = 5e-4
     sub_batch_size: int = 6
     lr_schedule: LRSchedule = LRSchedule.POLY
+    reduction: LossReduction = LossReduction.MEAN
+    global_pass: GlobalPass = GlobalPass.SCENE
 
     def __post_init__(self) -> None:
         self.lr_schedule = LRSchedule(self.lr_schedule)
+        self.reduction = LossReduction(self.reduction)
+        self.global_pass = GlobalPass(self.global_pass)
+
+    def share(self, count: int) -> float:
+        """Return the weight of one of ``count`` losses that make a step."""
+        return 1.0 / count if self.reduction is LossReduction.MEAN else 1.0
 
 
 def training_mode(stage: Stage) -> GLNetMode:
@@ -134,7 +176,9 @@ class GLNetModule(L.LightningModule):
         self.val_confusion = ConfusionMatrix(config.num_classes, config.ignore_index)
         self.save_hyperparameters({"config": config.to_dict(), "stage": self.stage.value,
                                    "losses": asdict(self.losses) | {
-                                       "lr_schedule": self.losses.lr_schedule.value},
+                                       "lr_schedule": self.losses.lr_schedule.value,
+                                       "reduction": self.losses.reduction.value,
+                                       "global_pass": self.losses.global_pass.value},
                                    "mode": self.mode.value,
                                    "coarse_to_fine": coarse_to_fine})
 
@@ -223,22 +267,72 @@ class GLNetModule(L.LightningModule):
             if self.mode is not GLNetMode.LOCAL:
                 loss = loss + self.focal(out.local_logits, labels)
                 loss = loss + self.losses.fmreg_weight * out.fmreg
-            self.manual_backward(loss / len(parts))
-            total += loss.detach() / len(parts)
+            share = self.losses.share(len(parts))
+            self.manual_backward(loss * share)
+            total += loss.detach() * share
         return total
 
     def _bidirectional_step(self, batch: list[SceneSample]) -> torch.Tensor:
         if self.coarse_to_fine:
             batch = [s for s in map(self.refined, batch) if s.num_patches]
+        if self.losses.global_pass is GlobalPass.BATCH:
+            return self._bidirectional_batch_step(batch)
         total = torch.zeros((), device=self.device)
         for sample in batch:
             out = self.model(sample.global_image[None], sample.patches(), sample.boxes,
                              mode=GLNetMode.BIDIRECTIONAL, scene_shape=sample.scene_shape)
-            loss = self.focal(out.global_logits, sample.global_label[None]) + \
-                self.focal(out.logits, sample.patch_labels())
-            self.manual_backward(loss / len(batch))
-            total += loss.detach() / len(batch)
+            global_loss = self.focal(out.global_logits, sample.global_label[None])
+            local_loss = self.focal(out.logits, sample.patch_labels())
+            if self.losses.reduction is LossReduction.SUM:  # G's loss on the batch at once
+                loss = global_loss / len(batch) + local_loss * len(
+                    sample.sub_batches(self.losses.sub_batch_size))
+            else:
+                loss = (global_loss + local_loss) / len(batch)
+            self.manual_backward(loss)
+            total += loss.detach()
         return total
+
+    def _merged_local_maps(self, sample: SceneSample) -> tuple[FeatureMaps, list[Tensor]]:
+        """Run the frozen L, fed by the frozen stage-1 G, on a scene in sub-batches.
+
+        Returns:
+            L's maps merged at G's size, and L's ps3 of each sub-batch.
+
+        """
+        model = self.model
+        boxes = [tuple(b) for b in sample.boxes.detach().cpu().double().tolist()]
+        with torch.no_grad():
+            fixed = model.fixed_global_branch(sample.global_image[None]).maps
+            merger = LocalMapMerger(fixed)
+            ps3 = []
+            for index in sample.sub_batches(self.losses.sub_batch_size):
+                local = model.local_branch.forward_with_crops(sample.patches(index), fixed,
+                                                              boxes[index])
+                merger.add(local.maps, boxes[index])
+                ps3.append(local.ps3)
+        return merger.average(boxes, sample.scene_shape), ps3
+
+    def _bidirectional_batch_step(self, batch: list[SceneSample]) -> torch.Tensor:
+        """Stage 3 as the official code: G once on the batch of scenes, their merged L maps."""
+        if not batch:
+            return torch.zeros((), device=self.device)
+        merged, local_ps3 = zip(*(self._merged_local_maps(s) for s in batch), strict=True)
+        shared = FeatureMaps.from_tensors([torch.cat(maps) for maps in
+                                           zip(*(m.tensors() for m in merged), strict=True)])
+        images = torch.stack([s.global_image for s in batch])
+        out = self.model.global_branch(images, shared)
+        loss = self.focal(out.logits, torch.stack([s.global_label for s in batch]))
+        parts = [(i, index, ps3) for i, s in enumerate(batch)
+                 for index, ps3 in zip(s.sub_batches(self.losses.sub_batch_size), local_ps3[i],
+                                       strict=True)]
+        share = self.losses.share(len(parts))
+        for i, index, ps3 in parts:
+            boxes = [tuple(b) for b in batch[i].boxes[index].detach().cpu().double().tolist()]
+            global_ps3 = crop_resize(out.ps3[i:i + 1], boxes, ps3.shape[-2:])
+            logits = self.model.aggregation(ps3, global_ps3)
+            loss = loss + share * self.focal(logits, batch[i].patch_labels(index))
+        self.manual_backward(loss)
+        return loss.detach()
 
     def validation_step(self, batch: list[SceneSample], batch_index: int) -> None:
         """Predict each scene whole and add it to the confusion matrix."""

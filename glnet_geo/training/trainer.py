@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 #: Name of each stage's resumable Lightning checkpoint (``<run dir>/<stage>/last.ckpt``).
 LAST = "last"
 
+#: Epochs of each stage in the official code (its training scripts): the default schedule.
+OFFICIAL_EPOCHS = {Stage.GLOBAL: 120, Stage.GLOBAL_TO_LOCAL: 50, Stage.LOCAL_TO_GLOBAL: 120}
+
 
 class StagePlan(StrEnum):
     """What ``--stage`` asks for: one stage, or all three in order."""
@@ -72,8 +75,9 @@ class TrainSettings:
     Attributes:
         plan: Which stages.
         backbone: ``resnet18``, ``resnet34`` or ``resnet50``.
-        weights: Encoder initialisation of a new model: None, ``imagenet``
-            or a torchvision ResNet state_dict path.
+        weights: Encoder initialisation of a new model: None, ``imagenet``,
+            ``torchgeo:<WeightsEnum>`` or a torchvision ResNet state_dict path
+            (:class:`~glnet_geo.models.encoders.ResNetEncoder`).
         init: A glnet-geo checkpoint to start from (the previous stage's).
         resume: A Lightning checkpoint of this run to continue from.
         global_size: Side of the global view (508 in the paper).
@@ -81,7 +85,9 @@ class TrainSettings:
         min_overlap: Minimum patch overlap (50).
         batch_size: Scenes per optimizer step (6).
         num_workers: Data loader workers.
-        max_epochs: Epochs per stage (when ``max_steps`` is not given).
+        max_epochs: Epochs per stage: one count for every stage, or three
+            (stages 1, 2, 3, e.g. ``(120, 50, 120)``); default (with no
+            ``max_steps``) the official code's :data:`OFFICIAL_EPOCHS`.
         max_steps: Optimizer steps per stage.
         accelerator: ``auto``, ``cpu``, ``gpu``.
         devices: Devices per node (``auto`` or a count).
@@ -116,7 +122,7 @@ class TrainSettings:
     min_overlap: int = 50
     batch_size: int = 6
     num_workers: int = 0
-    max_epochs: int | None = None
+    max_epochs: int | tuple[int, ...] | list[int] | None = None
     max_steps: int | None = None
     accelerator: str = "auto"
     devices: int | str = "auto"
@@ -135,12 +141,28 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         self.plan = StagePlan(self.plan)
-        if self.max_steps is None and self.max_epochs is None:
-            self.max_epochs = 50
+        if isinstance(self.max_epochs, list | tuple):
+            if len(self.max_epochs) == 1:
+                self.max_epochs = self.max_epochs[0]
+            elif len(self.max_epochs) != len(Stage):
+                raise InputError(f"--epochs {','.join(map(str, self.max_epochs))}: give one "
+                                 "count for every stage or three (stages 1, 2, 3), e.g. "
+                                 "--epochs 120,50,120")
+            else:
+                self.max_epochs = tuple(self.max_epochs)
         if self.min_overlap >= self.patch_size or self.patch_size < 32 or self.global_size < 32:
             raise InputError(f"patch size {self.patch_size}, global size {self.global_size}, "
                              f"min overlap {self.min_overlap}: expected sizes of at least 32 px "
                              "and an overlap below the patch size")
+
+
+def stage_epochs(settings: TrainSettings, stage: Stage) -> int | None:
+    """Return the epochs ``stage`` runs for (None: as many as ``max_steps`` takes)."""
+    if settings.max_epochs is None:
+        return None if settings.max_steps is not None else OFFICIAL_EPOCHS[stage]
+    if isinstance(settings.max_epochs, tuple):
+        return settings.max_epochs[list(Stage).index(stage)]
+    return settings.max_epochs
 
 
 def default_run_dir(output: str | os.PathLike) -> Path:
@@ -219,7 +241,7 @@ def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
     return L.Trainer(
         default_root_dir=run_dir, accelerator=settings.accelerator, devices=settings.devices,
         num_nodes=settings.num_nodes, strategy=strategy,
-        precision=_precision(settings), max_epochs=settings.max_epochs,
+        precision=_precision(settings), max_epochs=stage_epochs(settings, stage),
         max_steps=-1 if settings.max_steps is None else settings.max_steps,
         callbacks=[checkpoints], logger=loggers, log_every_n_steps=settings.log_every,
         num_sanity_val_steps=0, limit_val_batches=None if validate else 0,
@@ -297,7 +319,11 @@ def _starting_point(settings: TrainSettings, data: TrainingData, init: Checkpoin
         bands=list(range(1, data.in_channels + 1)), normalization=data.normalization,
         global_size=settings.global_size, patch_size=settings.patch_size,
         min_overlap=settings.min_overlap, scene_size=data.scene_size,
-        stage=settings.plan.stages[0])
+        stage=settings.plan.stages[0], imagery=data.imagery)
+    if settings.weights is None:
+        log.warning("training from random encoders; the paper started from ImageNet weights: "
+                    "pass --weights imagenet (or --weights torchgeo:<WeightsEnum>, or a "
+                    "torchvision ResNet state_dict)")
     model = GLNet(config.num_classes, config.backbone, config.in_channels,
                   weights=settings.weights)
     return config, model

@@ -5,6 +5,7 @@ import torch
 from click.testing import CliRunner
 
 from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
+from glnet_geo.classes import DEEPGLOBE
 from glnet_geo.cli import main
 from glnet_geo.datasets import synthetic
 from glnet_geo.models.stages import Stage
@@ -87,3 +88,49 @@ def test_a_report_that_cannot_be_written_is_refused_before_the_evaluation(files,
                     files.labels[0], "--classes", files.classes, "--json",
                     tmp_path / "missing" / "scores.json")
     one_line_error(result, "missing does not exist")
+
+
+def test_official_protocol_is_named_in_the_json(files, tmp_path):
+    checkpoint = _checkpoint(tmp_path / "m.pt", synthetic.CLASS_NAMES)
+    out = tmp_path / "scores.json"
+    result = invoke("evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
+                    files.vector, "--label-field", "class", "--protocol", "official",
+                    "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "protocol: official" in result.output
+    assert json.loads(out.read_text())["protocol"] == "official"
+
+
+def test_crossvali_needs_the_deepglobe_paper_split(files, tmp_path):
+    checkpoint = _checkpoint(tmp_path / "m.pt", synthetic.CLASS_NAMES)
+    result = invoke("evaluate", checkpoint, "custom", "--images", files.images[0], "--labels",
+                    files.vector, "--label-field", "class", "--split", "crossvali")
+    one_line_error(result, "--split crossvali", "crossvali.txt, 207 ids", "--paper-split")
+
+
+def test_paper_split_scores_crossvali_by_default_and_names_the_list(tmp_path, caplog):
+    from glnet_geo.datasets.deepglobe import paper_split_ids
+
+    root = tmp_path / "deepglobe"
+    synthetic.write_deepglobe_layout(root, size=64, ids=paper_split_ids("crossvali")[:1])
+    synthetic.write_deepglobe_layout(root, size=64, ids=paper_split_ids("test")[:1], seed=3,
+                                     folder="test_data")
+    config = ModelConfig(class_names=list(DEEPGLOBE.names), ignore_index=DEEPGLOBE.ignore_index,
+                         backbone="resnet18", global_size=64, patch_size=32, min_overlap=0,
+                         scene_size=64, normalization=Normalization(255.0, [0.5] * 3, [0.25] * 3))
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(tmp_path / "dg.pt", config.build_model(), config)
+    out = tmp_path / "paper.json"
+    result = invoke("evaluate", checkpoint, "deepglobe", "--root", root, "--paper-split",
+                    "--protocol", "official", "--json", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["split"] == "crossvali" and report["split_file"] == "crossvali.txt"
+    assert report["split_ids"] == 207 and report["protocol"] == "official"
+    assert not [r for r in caplog.records if "never scores" in r.getMessage()]
+    result = invoke("evaluate", checkpoint, "deepglobe", "--root", root, "--paper-split",
+                    "--split", "test")
+    assert result.exit_code == 0, result.output
+    (warning,) = [r.getMessage() for r in caplog.records if "never scores" in r.getMessage()]
+    assert "test.txt (142 ids), which the official code never scores" in warning
+    assert "--split crossvali (207 ids)" in warning

@@ -222,6 +222,8 @@ def test_the_summary_names_the_precision(make_checkpoint, make_raster, tmp_path)
     assert "1 scene(s) in fp32 ->" in result.output
     with rasterio.open(tmp_path / "classes.tif") as src:
         assert src.tags()["precision"] == "fp32"
+
+
 @pytest.mark.parametrize("kind", ["truncated", "corrupt", "vrt"])
 def test_a_damaged_raster_is_one_line_and_publishes_nothing(make_checkpoint, damaged_raster,
                                                             tmp_path, kind):
@@ -377,3 +379,34 @@ def test_two_runs_on_one_output_leave_one_whole_cog(make_checkpoint, make_raster
     assert "already exists" in refused[0] or "appeared while this run" in refused[0], refused
     assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
     assert cog_validate(out / "classes.tif", quiet=True)[0]
+
+
+def test_an_input_unlike_the_training_imagery_gets_one_warning(make_checkpoint, make_raster,
+                                                               tmp_path, caplog):
+    from glnet_geo.imagery import ImageryProfile
+
+    checkpoint = make_checkpoint(imagery=ImageryProfile(dtype="uint8", pixel_size=0.5))
+    result = run(checkpoint, make_raster(dtype="uint16"), "-o", tmp_path / "c.tif",
+                 "--mode", "global")
+    assert result.exit_code == 0, result.output
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "is uint16 but the model was trained on uint8" in warnings[0]
+    assert "the model was trained at 0.5 m" in warnings[0]
+
+
+def test_nodata_masks_an_untagged_collar(make_checkpoint, make_raster, tmp_path):
+    raster = make_raster(height=60, width=70)
+    with rasterio.open(raster, "r+") as dst:
+        data = dst.read()
+        data[:, :, :10] = 0  # a black collar the file does not tag
+        data[:, :, 10:] = np.maximum(data[:, :, 10:], 1)
+        dst.write(data)
+    for args, masked in (([], False), (["--nodata", "0"], True)):
+        out = tmp_path / f"c{len(args)}.tif"
+        result = run(make_checkpoint(), raster, "-o", out, "--mode", "global", *args)
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as src:
+            classes = src.read(1)
+        assert (classes[:, :10] == 255).all() == masked
+        assert (classes[:, 10:] != 255).all()

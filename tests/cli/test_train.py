@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
+import torch
 from affine import Affine
 from click.testing import CliRunner
 from PIL import Image
@@ -70,6 +71,8 @@ def test_train_deepglobe_all_stages(tmp_path):
     with rasterio.open(tif, "w", driver="GTiff", width=64, height=64, count=3, dtype="uint8",
                        crs="EPSG:32631", transform=Affine(0.5, 0, 0, 0, -0.5, 0)) as dst:
         dst.write(pixels)
+    imagery = load_checkpoint(out).config.imagery  # DeepGlobe's JPEGs: 8-bit, 0.5 m
+    assert imagery.dtype == "uint8" and imagery.pixel_size == 0.5 and len(imagery.low) == 3
     report, _ = check_trained(out, tif, tmp_path, "deepglobe", "--root", root)
     assert report["iou"]["unknown"] is None  # the ignored class is not scored
 
@@ -101,6 +104,8 @@ def test_train_custom_all_stages(tmp_path, labels):
     result = invoke("train", "custom", *images, *label_args, "--scene-size", "64", "-o", out,
                     *TINY)
     assert result.exit_code == 0, result.output
+    with rasterio.open(files.images[0]) as src:  # the pixel size comes from the transform
+        assert load_checkpoint(out).config.imagery.pixel_size == pytest.approx(abs(src.res[0]))
     check_trained(out, files.images[0], tmp_path, "custom", *images, *label_args)
 
 
@@ -187,3 +192,25 @@ def test_an_output_that_cannot_be_written_is_refused_before_training(tmp_path):
                     files.labels[0], "--classes", files.classes, "-o", blocker / "m.pt", *TINY)
     last_line_error(result, f"cannot create {blocker}", "writable location")
     assert not list(tmp_path.glob("**/*.run"))
+
+
+@pytest.mark.parametrize("value", ["120,50", "0", "ten"])
+def test_epochs_take_one_count_or_three(tmp_path, value):
+    result = invoke("train", "deepglobe", "--root", tmp_path, "-o", tmp_path / "m.pt",
+                    "--epochs", value)
+    last_line_error(result, f"--epochs '{value}'", "--epochs 120,50,120")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_the_official_recipe_options_train_all_stages(tmp_path):
+    files = synthetic.write_custom_dataset(tmp_path / "tiles", count=2, size=64, seed=4)
+    out = tmp_path / "official-recipe.pt"
+    result = invoke("train", "custom", "--images", files.images[0].parent / "*.tif",
+                    "--labels", files.vector, "--label-field", "class", "--scene-size", "64",
+                    "-o", out, *TINY, "--batch-size", "2", "--checkpoint-every", "1",
+                    "--loss-reduction", "sum", "--global-pass", "batch")
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out).config.stage is Stage.LOCAL_TO_GLOBAL
+    hparams = torch.load(out.with_name("official-recipe.run") / "local-to-global" /
+                         "last.ckpt", weights_only=True)["hyper_parameters"]["losses"]
+    assert hparams["reduction"] == "sum" and hparams["global_pass"] == "batch"

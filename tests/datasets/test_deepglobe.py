@@ -58,3 +58,14 @@ def test_mask_with_foreign_colours_fails_on_read(tmp_path):
     Image.fromarray(mask).save(mask_path)
     with pytest.raises(InputError, match=r"_mask.png has 1 pixels"):
         DeepGlobe(tmp_path).read(0)
+
+
+def test_crossvali_is_the_official_validation_list(tmp_path):
+    assert paper_split_ids("crossvali") == paper_split_ids("val")
+    assert len(paper_split_ids("crossvali")) == 207 and len(paper_split_ids("test")) == 142
+    ids = paper_split_ids("crossvali")
+    synthetic.write_deepglobe_layout(tmp_path, size=64, ids=ids[:2])
+    dataset = DeepGlobe(tmp_path, "crossvali", paper_split=True)
+    assert [p.name for p, _ in dataset.items] == [f"{i}_sat.jpg" for i in ids[:2]]
+    with pytest.raises(InputError, match="crossvali.txt \\(207 ids\\); add --paper-split"):
+        DeepGlobe(tmp_path, "crossvali")

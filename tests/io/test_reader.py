@@ -231,3 +231,17 @@ def test_a_read_failure_from_another_library_is_still_one_line(damaged_raster):
     error = unreadable_raster(caught.value)
     assert "corrupt.tif, band 1" in str(error) and "Decoding error" in str(error)
     assert unreadable_raster(FileNotFoundError("elsewhere")) is None
+
+
+def test_a_given_nodata_value_masks_where_every_band_holds_it(tmp_path, rgba):
+    data = np.full((3, 6, 8), 7, np.uint8)
+    data[:, :, :2] = 0  # an untagged collar
+    data[0, 0, 5] = 0  # one band at 0 is a dark pixel, not nodata
+    plain = write(tmp_path / "collar.tif", data)
+    with RasterInput.open(plain, [1, 2, 3], Norm(), nodata=0) as raster:
+        assert not raster.all_valid
+        valid = raster.valid_mask(raster.window)
+        assert not valid[:, :2].any() and valid[:, 2:].all()
+        assert not raster.read(raster.window)[1][:, :2].any()
+    with RasterInput.open(rgba, [1, 2, 3], Norm(), nodata=0) as raster:  # on top of alpha
+        assert not raster.valid_mask(raster.window)[:10, :10].any()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import urllib.error
+
 import pytest
 import torch
 import torchvision
@@ -9,6 +11,7 @@ from glnet_geo.models.encoders import (
     BACKBONES,
     ResNetEncoder,
     adapt_first_conv,
+    cached_weights_path,
     imagenet_weights_path,
 )
 
@@ -65,14 +68,31 @@ def test_weights_from_a_local_file(resnet18_file):
     torch.testing.assert_close(four.conv1.weight, adapt_first_conv(state["conv1.weight"], 4))
 
 
-def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path, resnet18_file,
-                                                          monkeypatch):
+@pytest.fixture()
+def offline(tmp_path, monkeypatch):
+    """An empty torch.hub cache and no network: every download fails as it does offline."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    downloads = []
+
+    def refuse(url, *args, **kwargs):
+        downloads.append(url)
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return downloads
+
+
+def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path, resnet18_file, offline):
     expected = tmp_path / "hub" / "checkpoints" / BACKBONES["resnet18"][1].url.rsplit("/")[-1]
     assert imagenet_weights_path("resnet18") == expected
-    with pytest.raises(WeightsNotFoundError, match=str(expected)):
+    with pytest.raises(WeightsNotFoundError) as error:
         ResNetEncoder("resnet18", weights="imagenet")
-    expected.parent.mkdir(parents=True)
+    message = str(error.value)  # one line: the file, where it comes from, where to put it
+    assert "\n" not in message and "could not be downloaded (offline)" in message
+    assert f"put {expected.name} (from {BACKBONES['resnet18'][1].url}) in {expected.parent}" \
+        in message
+    assert offline == [BACKBONES["resnet18"][1].url]  # torchvision's weights API was asked
+    expected.parent.mkdir(parents=True, exist_ok=True)
     resnet18_file[0].rename(expected)
     encoder = ResNetEncoder("resnet18", weights="imagenet")
     torch.testing.assert_close(encoder.conv1.weight, resnet18_file[1]["conv1.weight"])
@@ -86,3 +106,47 @@ def test_weights_of_another_network_are_refused(tmp_path):
     path.write_bytes(b"not a torch file")
     with pytest.raises(InputError, match="is not a torch state_dict"):
         ResNetEncoder("resnet18", weights=path)
+
+
+def _torchgeo_file(weights, in_chans: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Save a state_dict where torch.hub caches ``weights`` (as if downloaded)."""
+    torch.manual_seed(seed)
+    net = torchvision.models.resnet18()
+    net.conv1 = torch.nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
+    state = net.state_dict()
+    path = cached_weights_path(weights)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+def test_torchgeo_weights_load_from_the_cache_with_their_bands(offline):
+    from torchgeo.models import ResNet18_Weights
+
+    weights = ResNet18_Weights.SENTINEL2_ALL_MOCO
+    bands = weights.meta["in_chans"]
+    state = _torchgeo_file(weights, bands)
+    encoder = ResNetEncoder("resnet18", in_channels=bands,
+                            weights="torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO")
+    torch.testing.assert_close(encoder.conv1.weight, state["conv1.weight"])
+    torch.testing.assert_close(encoder.layer4[1].bn2.running_mean,
+                               state["layer4.1.bn2.running_mean"])
+    assert offline == []  # found in the cache, nothing downloaded
+
+
+def test_torchgeo_weights_check_bands_backbone_and_name(offline):
+    from torchgeo.models import ResNet18_Weights
+
+    weights = ResNet18_Weights.SENTINEL2_ALL_MOCO
+    with pytest.raises(InputError, match=f"takes {weights.meta['in_chans']} bands but the model "
+                       "takes 3; pick torchgeo weights for 3 bands"):
+        ResNetEncoder("resnet18", weights="torchgeo:ResNet18_Weights.SENTINEL2_ALL_MOCO")
+    with pytest.raises(InputError, match="are resnet50 weights but the backbone is resnet18; "
+                       "pass --backbone resnet50"):
+        ResNetEncoder("resnet18", weights="torchgeo:ResNet50_Weights.SENTINEL2_RGB_MOCO")
+    with pytest.raises(InputError, match="has no 'NOPE'"):
+        ResNetEncoder("resnet18", weights="torchgeo:ResNet18_Weights.NOPE")
+    with pytest.raises(InputError, match="not a torchgeo ResNet weights name"):
+        ResNetEncoder("resnet18", weights="torchgeo:resnet18")
+    with pytest.raises(WeightsNotFoundError, match="put resnet50_sentinel2_rgb_moco"):
+        ResNetEncoder("resnet50", weights="torchgeo:ResNet50_Weights.SENTINEL2_RGB_MOCO")

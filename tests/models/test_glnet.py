@@ -170,3 +170,19 @@ def test_bad_constructor_arguments():
         GLNet(0, "resnet18")
     with pytest.raises(InputError, match="resnet18, resnet34, resnet50"):
         GLNet(2, "vgg16")
+
+
+def test_global_mode_runs_the_frozen_stage_one_copy():
+    """After stage 3 changes G, GLOBAL mode still gives the stage-1 G's logits."""
+    torch.manual_seed(0)
+    model = GLNet(3, "resnet18").eval()
+    image = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        stage1 = model(image, None, None, mode=GLNetMode.GLOBAL).logits
+        model.freeze_global_copy()
+        for p in model.global_branch.parameters():
+            p.add_(0.05)
+        after = model(image, None, None, mode=GLNetMode.GLOBAL).logits
+        trained = model.global_branch(image).logits
+    assert torch.equal(after, stage1)
+    assert not torch.equal(trained, stage1)

@@ -1,53 +1,16 @@
-"""Import of the official GLNet state_dicts, built here from the architecture's key list."""
+"""Import of the official GLNet state_dicts, built in the layout each official stage leaves."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
+from official_factory import K, official_state_dict
 
 from glnet_geo.classes import DEEPGLOBE
 from glnet_geo.errors import CheckpointError
 from glnet_geo.models import from_official
-from glnet_geo.models.official import official_names, official_stage
+from glnet_geo.models.official import check_official_stages, official_names, official_stage
 from glnet_geo.models.stages import Stage
-
-K = 7
-LATERALS = {"toplayer": 2048, "latlayer1": 1024, "latlayer2": 512, "latlayer3": 256}
-
-
-def official_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights under every key of the official ``fpn`` network (ResNet-50, 7 classes)."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {}
-
-    def conv(name, cin, cout, k):
-        state[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=gen) * 0.01
-        state[f"{name}.bias"] = torch.randn(cout, generator=gen) * 0.01
-
-    resnet = {k: v for k, v in torchvision.models.resnet50().state_dict().items()
-              if not k.startswith("fc.")}
-    for side in ("global", "local"):
-        state.update({f"resnet_{side}.{k}": v.clone() for k, v in resnet.items()})
-    # global FPN: plain layers, their doubled "_ext" twins, "smooth" and "classify"
-    for fold, suffix in ((1, ""), (2, "_ext")):
-        for name, channels in LATERALS.items():
-            conv(f"fpn_global.{name}{suffix}", channels * fold, 256, 1)
-        for i in range(1, 5):
-            conv(f"fpn_global.smooth{i}_1{suffix}", 256 * fold, 256, 3)
-            conv(f"fpn_global.smooth{i}_2{suffix}", 256 * fold, 128, 3)
-    conv("fpn_global.smooth", 1024, 512, 3)
-    conv("fpn_global.classify", 512, K, 3)
-    # local FPN: only doubled layers, under the plain names
-    for name, channels in LATERALS.items():
-        conv(f"fpn_local.{name}", channels * 2, 256, 1)
-    for i in range(1, 5):
-        conv(f"fpn_local.smooth{i}_1", 512, 256, 3)
-        conv(f"fpn_local.smooth{i}_2", 512, 128, 3)
-    conv("fpn_local.smooth", 1024, 512, 3)
-    conv("fpn_local.classify", 512, K, 3)
-    conv("ensemble_conv", 1024, K, 3)
-    return state
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +54,9 @@ def test_class_order_permutes_the_classifiers(official):
     assert torch.equal(model.aggregation.conv.weight, official["ensemble_conv.weight"][order])
 
 
-def test_stage_one_file_fills_the_frozen_global_copy(official):
-    stage1 = official_state_dict(seed=1)
+def test_stage_one_file_fills_the_frozen_global_copy():
+    official = official_state_dict(seed=1, stage=3)
+    stage1 = official_state_dict(seed=2, stage=1)
     model = from_official(official, K, global_fixed=stage1)
     fixed = model.fixed_global_branch
     assert torch.equal(fixed.encoder.layer2[0].conv1.weight,
@@ -121,9 +85,40 @@ def test_wrong_class_count_is_explained(official):
         from_official(official, 2)
 
 
-def test_stage_is_decided_from_the_inputs(official):
-    assert official_stage(official) is Stage.GLOBAL_TO_LOCAL
-    assert official_stage(official, global_fixed=official) is Stage.LOCAL_TO_GLOBAL
-    untrained_local = {k: torch.zeros_like(v) if k.startswith("fpn_local.") and
-                       k.endswith(".bias") else v for k, v in official.items()}
-    assert official_stage(untrained_local) is Stage.GLOBAL
+@pytest.mark.parametrize("number, stage", [(1, Stage.GLOBAL), (2, Stage.GLOBAL_TO_LOCAL),
+                                           (3, Stage.LOCAL_TO_GLOBAL)])
+def test_stage_is_read_from_the_weights(number, stage):
+    state = official_state_dict(seed=number, stage=number)
+    assert official_stage(state) is stage
+    assert official_stage({f"module.{k}": v for k, v in state.items()}) is stage
+
+
+def test_stage_three_without_its_stage_one_file_is_refused():
+    stage3 = official_state_dict(seed=0, stage=3)
+    with pytest.raises(CheckpointError, match=r"l2g.pth is a stage-3 \(local2global\) file.*"
+                       "--global-fixed fpn_deepglobe_global.pth"):
+        check_official_stages("l2g.pth", stage3)
+    stage1 = official_state_dict(seed=0, stage=1)
+    assert check_official_stages("l2g.pth", stage3, "g.pth", stage1) is Stage.LOCAL_TO_GLOBAL
+
+
+@pytest.mark.parametrize("number", [1, 2])
+def test_global_fixed_with_a_file_not_of_stage_three_is_refused(number):
+    state = official_state_dict(seed=0, stage=number)
+    stage1 = official_state_dict(seed=0, stage=1)
+    with pytest.raises(CheckpointError, match=f"but x.pth is a stage-{number} .*drop "
+                       "--global-fixed"):
+        check_official_stages("x.pth", state, "g.pth", stage1)
+
+
+def test_a_stage_three_file_as_global_fixed_is_refused():
+    stage3 = official_state_dict(seed=0, stage=3)
+    with pytest.raises(CheckpointError, match="--global-fixed l2g.pth is a stage-3"):
+        check_official_stages("x.pth", stage3, "l2g.pth", stage3)
+
+
+def test_from_official_refuses_stages_that_do_not_go_together(official):
+    with pytest.raises(CheckpointError, match="is a stage-3 .*--global-fixed"):
+        from_official(official_state_dict(seed=0, stage=3), K)
+    with pytest.raises(CheckpointError, match="but the official state_dict is a stage-2"):
+        from_official(official, K, global_fixed=official_state_dict(seed=0, stage=1))

@@ -82,3 +82,62 @@ def test_local_mode_of_a_stage_one_model_is_refused():
     config = ModelConfig(class_names=["a", "b"], stage=Stage.GLOBAL)
     with pytest.raises(InputError, match="--mode local"):
         ScoringMode.from_predict_mode(config, "local")
+
+
+def _sample(scene):
+    image, _ = scene
+    return SceneViews(64, 32, 8, CONFIG.normalization)(image.image, image.label)
+
+
+def test_official_protocol_sums_nearest_upsampled_patch_logits(model, scene):
+    """The official evaluator's prediction, recomputed here from one forward pass."""
+    import torch.nn.functional as F
+
+    from glnet_geo.training.evaluation import official_scene_classes
+
+    sample = _sample(scene)
+    mode = ScoringMode.from_predict_mode(CONFIG, "glnet")
+    classes = official_scene_classes(model, sample, mode, batch_size=3)
+    with torch.no_grad():
+        out = model(sample.global_image[None], sample.patches(), sample.boxes,
+                    mode=GLNetMode.BIDIRECTIONAL, scene_shape=sample.scene_shape)
+    total = torch.zeros(6, 80, 80)
+    for logits, window in zip(F.interpolate(out.logits, scale_factor=4, mode="nearest"),
+                              sample.windows, strict=True):
+        total[(slice(None), *window.toslices())] += logits
+    assert (classes == total.argmax(0)).float().mean() > 0.999  # sub-batches: float sums
+    ours = scene_probabilities(model, sample, mode, 3).argmax(0)
+    assert 0.5 < (classes == ours).float().mean() < 1  # the protocols differ, a little
+
+
+def test_official_protocol_in_global_mode_upsamples_with_nearest(model, scene):
+    import torch.nn.functional as F
+
+    from glnet_geo.training.evaluation import official_scene_classes
+
+    sample = _sample(scene)
+    classes = official_scene_classes(model, sample,
+                                     ScoringMode.from_predict_mode(CONFIG, "global"))
+    with torch.no_grad():
+        logits = model.fixed_global_branch(sample.global_image[None]).logits
+    expected = F.interpolate(logits, size=(80, 80), mode="nearest")[0].argmax(0)
+    assert torch.equal(classes, expected)
+
+
+def test_official_protocol_scores_with_unknown_in_the_matrix(model, scene):
+    config = ModelConfig(**{**CONFIG.to_dict(), "ignore_index": 0})
+    sample = _sample(scene)
+    ours = evaluate(model, config, [sample], ScoringMode(GLNetMode.BIDIRECTIONAL))
+    official = evaluate(model, config, [sample], ScoringMode(GLNetMode.BIDIRECTIONAL),
+                        protocol="official")
+    assert ours.confusion[0].sum() == 0 and official.confusion.sum() == 80 * 80
+    assert official.to_dict()["protocol"] == "official"
+
+
+def test_official_protocol_refuses_coarse_to_fine(model, scene):
+    from glnet_geo.errors import InputError
+    from glnet_geo.training.evaluation import official_scene_classes
+
+    mode = ScoringMode.from_predict_mode(CONFIG, "coarse-to-fine")
+    with pytest.raises(InputError, match="--protocol official scores the plain network"):
+        official_scene_classes(model, _sample(scene), mode)

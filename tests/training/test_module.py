@@ -145,3 +145,54 @@ def test_coarse_to_fine_trains_on_the_patches_around_the_foreground():
         g, patches, *a, **k)
     _fit(module, [sample])
     assert seen == [2]
+
+
+@pytest.mark.parametrize("stage", [Stage.GLOBAL_TO_LOCAL, Stage.LOCAL_TO_GLOBAL])
+def test_the_official_sum_reduction_scales_the_sub_batch_losses(scenes, stage):
+    """Summing, as the official code, weighs each sub-batch loss by their count over the mean."""
+    from glnet_geo.training.module import LossReduction
+
+    grads = {}
+    for reduction in LossReduction:
+        torch.manual_seed(0)
+        module = GLNetModule(CONFIG, stage, LossSettings(sub_batch_size=4, reduction=reduction))
+        module.manual_backward = lambda loss: loss.backward()  # no Trainer needed here
+        module.model.train()
+        step = module._local_step if stage is Stage.GLOBAL_TO_LOCAL else \
+            module._bidirectional_step
+        step(scenes)
+        grads[reduction] = module.model.aggregation.conv.bias.grad.clone()
+    # two scenes of 4 patches each, 1 sub-batch of 4 per scene
+    parts = sum(len(s.sub_batches(4)) for s in scenes)
+    if stage is Stage.GLOBAL_TO_LOCAL:
+        torch.testing.assert_close(grads[LossReduction.SUM], parts * grads[LossReduction.MEAN])
+    else:  # the aggregated loss only reaches the aggregation: len(batch) x its sub-batches
+        torch.testing.assert_close(grads[LossReduction.SUM],
+                                   len(scenes) * grads[LossReduction.MEAN])
+    assert LossSettings(reduction="sum").share(36) == 1.0
+    assert LossSettings().share(36) == pytest.approx(1 / 36)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_stage_three_with_g_on_the_batch_of_scenes(scenes, reduction):
+    """G once on the batch (official) gives the per-scene gradients when batch norm is frozen."""
+    from glnet_geo.training.module import GlobalPass
+
+    grads, losses = {}, {}
+    for global_pass in GlobalPass:
+        for train in (False, True):
+            torch.manual_seed(0)
+            module = GLNetModule(CONFIG, Stage.LOCAL_TO_GLOBAL, LossSettings(
+                sub_batch_size=2, reduction=reduction, global_pass=global_pass))
+            module.manual_backward = lambda loss: loss.backward()
+            module.model.train(train)
+            losses[global_pass, train] = module._bidirectional_step(scenes)
+            grads[global_pass, train] = torch.cat([
+                module.model.global_branch.fpn.toplayer_ext.weight.grad.flatten(),
+                module.model.aggregation.conv.weight.grad.flatten()])
+            assert module.model.local_branch.encoder.conv1.weight.grad is None  # L frozen
+    torch.testing.assert_close(losses["batch", False], losses["scene", False])
+    torch.testing.assert_close(grads["batch", False], grads["scene", False], rtol=1e-4,
+                               atol=1e-7)
+    # training mode: G's batch norm sees two global views at once, not one
+    assert not torch.allclose(grads["batch", True], grads["scene", True], rtol=1e-3)

@@ -100,3 +100,26 @@ def test_ddp_on_two_cpu_processes_completes_steps(data, tmp_path):
     assert torch.load(out.with_name("ddp.run") / "global" / "last.ckpt",
                       weights_only=True)["global_step"] == 2  # a second step synchronises too
     assert load_checkpoint(out).config.stage is Stage.GLOBAL
+
+
+def test_epochs_per_stage_default_to_the_official_schedule():
+    from glnet_geo.training.trainer import OFFICIAL_EPOCHS, stage_epochs
+
+    default = TrainSettings(**TINY)
+    assert [stage_epochs(default, s) for s in Stage] == [120, 50, 120] == \
+        list(OFFICIAL_EPOCHS.values())
+    three = TrainSettings(max_epochs=[3, 2, 1], **TINY)
+    assert [stage_epochs(three, s) for s in Stage] == [3, 2, 1]
+    one = TrainSettings(max_epochs=[4], **TINY)
+    assert [stage_epochs(one, s) for s in Stage] == [4, 4, 4]
+    assert stage_epochs(TrainSettings(max_steps=5, **TINY), Stage.GLOBAL) is None
+    with pytest.raises(InputError, match="give one count for every stage or three"):
+        TrainSettings(max_epochs=[1, 2], **TINY)
+
+
+def test_a_new_model_from_random_encoders_gets_one_warning(data, tmp_path, caplog):
+    train(data, TrainSettings(plan="global", max_steps=1, **TINY), tmp_path / "m.pt")
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+             and "random encoders" in r.getMessage()]
+    assert len(lines) == 1 and "--weights imagenet" in lines[0]
+    assert "the paper started from ImageNet weights" in lines[0]

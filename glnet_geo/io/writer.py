@@ -94,6 +94,10 @@ class CogWriter:
         band_tags: Metadata per band (1-based band index -> tags).
         band_descriptions: One description per band.
         overview_resampling: Resampling of the COG's overviews.
+        scales: One scale per band (physical value = pixel * scale).
+        sidecars: Text files published with the COG (path -> content), e.g.
+            its QGIS style; each is written under a hidden name and renamed
+            right after the COG.
 
     """
 
@@ -104,7 +108,9 @@ class CogWriter:
                  tags: dict[str, str] | None = None,
                  band_tags: dict[int, dict[str, str]] | None = None,
                  band_descriptions: Sequence[str] | None = None,
-                 overview_resampling: str = "nearest") -> None:
+                 overview_resampling: str = "nearest",
+                 scales: Sequence[float] | None = None,
+                 sidecars: dict[Path, str] | None = None) -> None:
         self.path = Path(path)
         self.profile: dict[str, Any] = {
             "driver": "GTiff", "crs": crs, "transform": transform, "width": width,
@@ -118,6 +124,8 @@ class CogWriter:
         self.band_tags = band_tags or {}
         self.band_descriptions = list(band_descriptions or [])
         self.overview_resampling = overview_resampling
+        self.scales = list(scales) if scales is not None else None
+        self.sidecars = dict(sidecars or {})
         token = uuid.uuid4().hex[:8]
         self._partial = self.path.with_name(f".{self.path.name}.{token}.partial.tif")
         self._cog = self.path.with_name(f".{self.path.name}.{token}.cog.tif")
@@ -151,6 +159,8 @@ class CogWriter:
             dataset.update_tags(band, **tags)
         for band, description in enumerate(self.band_descriptions, start=1):
             dataset.set_band_description(band, description)
+        if self.scales is not None:
+            dataset.scales = self.scales
 
     def write(self, array: np.ndarray, window: Window, mask: np.ndarray | None = None) -> None:
         """Write ``array`` ((count, h, w) or (h, w)) into ``window``.
@@ -196,8 +206,15 @@ class CogWriter:
                               "this is a bug, please report it")
 
     def publish(self) -> Path:
-        """Move the finished COG to its final name (atomic) and return that path."""
+        """Move the finished COG to its final name (atomic) and return that path.
+
+        The sidecar files follow, each written whole under a hidden name first.
+        """
+        from glnet_geo.styles import write_text
+
         os.replace(self._cog, self.path)
+        for sidecar, text in self.sidecars.items():
+            write_text(sidecar, text)
         self._published = True
         return self.path
 
@@ -226,14 +243,28 @@ def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
 
     Band 1 carries the checkpoint's palette, the description ``class`` and the
     tag ``class_names`` (a JSON list, index = class id) plus one tag
-    ``class_<id>`` per class; nodata is 255; overviews use ``mode``.
+    ``class_<id>`` per class; nodata is 255; overviews use ``mode``. Published
+    with it: a QGIS style ``<stem>.qml`` (paletted, class names as labels) and
+    GDAL's ``<name>.aux.xml`` with the category names and a raster attribute
+    table (:mod:`glnet_geo.styles`).
     """
+    from glnet_geo.styles import (
+        aux_xml_path,
+        class_styles,
+        pam_categories,
+        qml_path,
+        raster_qml,
+    )
+
+    styles = class_styles(class_names, class_colors)
+    sidecars = {qml_path(path): raster_qml(styles), aux_xml_path(path): pam_categories(styles)}
     band_tags = {CLASS_NAMES_TAG: json.dumps(list(class_names))}
     band_tags.update({f"class_{i}": name for i, name in enumerate(class_names)})
     return CogWriter(path, crs=like.crs, transform=like.transform, width=like.width,
                      height=like.height, count=1, dtype="uint8", nodata=CLASS_NODATA,
                      colormap=palette(class_colors), tags=tags, band_tags={1: band_tags},
-                     band_descriptions=["class"], overview_resampling="mode")
+                     band_descriptions=["class"], overview_resampling="mode",
+                     sidecars=sidecars)
 
 
 def probability_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
@@ -242,13 +273,15 @@ def probability_raster_writer(path: str | os.PathLike, like: rasterio.DatasetRea
     """Create the writer of the per-class confidence raster on the grid of ``like``.
 
     One uint8 band per class holds ``round(255 * p)``; bands are described by
-    their class names. Masked pixels are 0 and flagged by an internal mask
-    (no nodata value, since every byte is a valid probability); overviews
-    use ``average``.
+    their class names and scaled by 1/255 (so GDAL and QGIS show
+    probabilities). Masked pixels are 0 and flagged by an internal mask (no
+    nodata value, since every byte is a valid probability); overviews use
+    ``average``.
     """
     scale = {"scale": "probability = value / 255"}
     return CogWriter(path, crs=like.crs, transform=like.transform, width=like.width,
                      height=like.height, count=len(class_names), dtype="uint8",
                      internal_mask=True, tags={**(tags or {}), **scale},
                      band_tags={i + 1: {"class_id": str(i)} for i in range(len(class_names))},
-                     band_descriptions=list(class_names), overview_resampling="average")
+                     band_descriptions=list(class_names), overview_resampling="average",
+                     scales=[1 / 255] * len(class_names))

@@ -34,6 +34,9 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Also write per-class confidence (one uint8 band per class, 255 = 1.0).")
 @click.option("--preview", type=click.Path(), metavar="PNG",
               help="Also write a quick-look PNG: the input, the classes overlaid, a legend.")
+@click.option("--stac", type=click.Path(), metavar="PATH",
+              help="Also write a STAC Item (JSON) describing the outputs: footprint, "
+                   "projection, classes, provenance.")
 @mode_opt
 @skip_threshold_opt
 @click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
@@ -60,7 +63,7 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
               help="Show a progress bar [default: only on a terminal].")
 @overwrite_opt
 def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str | None,
-            probabilities: str | None, preview: str | None, mode: str,
+            probabilities: str | None, preview: str | None, stac: str | None, mode: str,
             skip_threshold: float | None, device: str, batch_size: int,
             scene_size: int | None, halo: int | None, bands: list[int] | None,
             workers: int | None, threads_per_worker: int | None, scheduler: str | None,
@@ -71,14 +74,16 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
     a folder of rasters or a glob ('tiles/*.tif', expanded here if quoted).
     The output is a Cloud-Optimized GeoTIFF on the input's grid (same CRS,
     transform and size): uint8 class ids, nodata 255 where the input is
-    nodata or masked, the checkpoint's palette and class names. With several
+    nodata or masked, the checkpoint's palette and class names, with a QGIS
+    style (.qml) and GDAL category names (.aux.xml) beside it. With several
     INPUTs, a folder or a glob, OUTPUT (and --probabilities, --preview,
-    --polygons) are directories that receive one file per input, named
-    after it.
+    --polygons, --stac) are directories that receive one file per input,
+    named after it.
 
     \b
     Examples:
-      glnet-geo predict model.pt ortho.tif -o classes.tif --preview classes.png
+      glnet-geo predict model.pt ortho.tif -o classes.tif --preview classes.png \\
+          --stac classes.json
       glnet-geo predict model.pt tiles/ -o classes/ --polygons polygons/ --workers 2
       glnet-geo predict buildings.pt county.tif -o buildings.tif --skip-threshold 0.6
     """
@@ -86,7 +91,8 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
     from glnet_geo.io.reader import expand_inputs
 
     sources = expand_inputs(inputs)
-    options = dict(probabilities=probabilities, preview=preview, polygons=polygons, mode=mode,
+    options = dict(probabilities=probabilities, preview=preview, polygons=polygons, stac=stac,
+                   mode=mode,
                    skip_threshold=skip_threshold, device=device, batch_size=batch_size,
                    scene_size=scene_size, halo=halo, bands=bands, overwrite=overwrite,
                    progress=progress, workers=workers, threads_per_worker=threads_per_worker,
@@ -97,7 +103,8 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
         results = predict_rasters(checkpoint, sources, output, **options)
     for result in results:
         written = ", ".join(str(p) for p in (result.classes, result.probabilities,
-                                             result.preview, result.polygons) if p is not None)
+                                             result.preview, result.polygons, result.stac)
+                            if p is not None)
         if resume and result.scenes == 0:
             click.echo(f"{result.input}: already done -> {written}")
             continue

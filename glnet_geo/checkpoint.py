@@ -139,10 +139,18 @@ class ModelConfig:
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model (in eval mode) and its configuration."""
+    """A loaded checkpoint: the model (in eval mode), its configuration and its file.
+
+    Attributes:
+        model: The network, in eval mode.
+        config: Its configuration.
+        path: The file it was loaded from (None when built in memory).
+
+    """
 
     model: GLNet
     config: ModelConfig
+    path: Path | None = None
 
 
 def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
@@ -260,4 +268,4 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
                 f"{tuple(expected[key].shape)} for {config.backbone} with "
                 f"{config.in_channels} bands and {config.num_classes} classes")
     model.load_state_dict(state)
-    return Checkpoint(model=model.to(device).eval(), config=config)
+    return Checkpoint(model=model.to(device).eval(), config=config, path=Path(path))

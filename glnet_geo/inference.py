@@ -460,6 +460,7 @@ class PredictedRaster:
         probabilities: The probabilities raster (COG), if asked for.
         preview: The quick-look PNG, if asked for.
         polygons: The polygons file, if asked for.
+        stac: The STAC Item, if asked for.
         scenes: Number of scenes of the input.
         resumed: Scenes taken from an interrupted run rather than predicted.
 
@@ -470,6 +471,7 @@ class PredictedRaster:
     probabilities: Path | None = None
     preview: Path | None = None
     polygons: Path | None = None
+    stac: Path | None = None
     scenes: int = 0
     resumed: int = 0
 
@@ -512,7 +514,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    bands: Sequence[int] | None = None, overwrite: bool = False,
                    progress: bool | None = None, workers: int | None = None,
                    threads_per_worker: int | None = None, scheduler: str | None = None,
-                   resume: bool = False) -> PredictedRaster:
+                   resume: bool = False,
+                   stac: str | os.PathLike | None = None) -> PredictedRaster:
     """Predict a class raster aligned pixel for pixel with ``input``.
 
     The raster is cut into scenes (:func:`glnet_geo.io.scenes.scene_grid`);
@@ -554,6 +557,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
             (``tcp://host:8786``) instead.
         resume: Keep each finished scene on disk and, on a new run, take the
             scenes an interrupted run finished (in process or on Dask).
+        stac: Also write a STAC Item describing the outputs here
+            (:mod:`glnet_geo.stac`).
 
     Returns:
         The paths written.
@@ -572,9 +577,11 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    batch_size=batch_size, scene_size=scene_size, halo=halo, bands=bands,
                    overwrite=overwrite, progress=progress)
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
+    if stac is not None:  # a finished item is rewritten on --resume
+        check_output(stac, overwrite=overwrite or resume)
     in_parts = _predict_in_parts(checkpoint, [source], [paths], cluster, resume, options)
     if in_parts is not None:
-        return in_parts[0]
+        return _with_stac(in_parts[0], checkpoint, stac)
     torch_device = resolve_device(device)
     _check_outputs(source, paths, overwrite)
     loaded = _load(checkpoint, torch_device)
@@ -594,6 +601,16 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                                    output_tags(source, settings, scene_size, halo), *paths,
                                    overwrite=overwrite)
     result.scenes = len(scenes)
+    return _with_stac(result, loaded, stac)
+
+
+def _with_stac(result: PredictedRaster, checkpoint: Checkpoint | str | os.PathLike,
+               stac: str | os.PathLike | None) -> PredictedRaster:
+    """Write the STAC Item of ``result`` when one is asked for."""
+    if stac is not None:
+        from glnet_geo.stac import write_prediction_item
+
+        result.stac = write_prediction_item(stac, result, checkpoint)
     return result
 
 
@@ -774,8 +791,8 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
                     probabilities: str | os.PathLike | None = None,
                     preview: str | os.PathLike | None = None,
                     polygons: str | os.PathLike | None = None,
-                    polygon_suffix: str = ".gpkg", overwrite: bool = False,
-                    device: str = "auto", workers: int | None = None,
+                    polygon_suffix: str = ".gpkg", stac: str | os.PathLike | None = None,
+                    overwrite: bool = False, device: str = "auto", workers: int | None = None,
                     threads_per_worker: int | None = None, scheduler: str | None = None,
                     resume: bool = False, **options) -> list[PredictedRaster]:
     """Predict several rasters; ``output`` (and each optional path) is a directory.
@@ -793,6 +810,7 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         preview: Directory of the quick-look PNGs.
         polygons: Directory of the polygon files.
         polygon_suffix: File extension of the polygon files (the format).
+        stac: Directory of the STAC Items (``<stem>.json``).
         overwrite: Replace existing outputs.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         workers: Predict on a local Dask cluster of this many processes.
@@ -812,18 +830,24 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         column = output_paths(inputs, directory, suffix) if directory else [None] * len(inputs)
         for plan, path in zip(plans, column, strict=True):
             plan.append(path)
-    for directory in (output, probabilities, preview, polygons):
+    items = output_paths(inputs, stac, ".json") if stac else [None] * len(inputs)
+    for directory in (output, probabilities, preview, polygons, stac):
         if directory is not None:
             _output_directory(directory)
     sources = [os.fspath(source) for source in inputs]
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
+    for item in items:
+        if item is not None:
+            check_output(item, overwrite=overwrite or resume)
     in_parts = _predict_in_parts(checkpoint, sources, plans, cluster, resume,
                                  {"device": device, "overwrite": overwrite, **options})
     if in_parts is not None:
-        return in_parts
+        return [_with_stac(result, checkpoint, item)
+                for result, item in zip(in_parts, items, strict=True)]
     for source, plan in zip(inputs, plans, strict=True):
         _check_outputs(os.fspath(source), plan, overwrite)
     loaded = _load(checkpoint, resolve_device(device))
     return [predict_raster(loaded, source, plan[0], probabilities=plan[1], preview=plan[2],
-                           polygons=plan[3], overwrite=overwrite, device=device, **options)
-            for source, plan in zip(inputs, plans, strict=True)]
+                           polygons=plan[3], overwrite=overwrite, device=device, stac=item,
+                           **options)
+            for source, plan, item in zip(inputs, plans, items, strict=True)]

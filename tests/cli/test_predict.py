@@ -38,12 +38,14 @@ def test_predict_writes_classes_probabilities_preview_and_polygons(make_checkpoi
     out.mkdir()
     result = run(make_checkpoint(), raster, "-o", out / "classes.tif", "--probabilities",
                  out / "probs.tif", "--preview", out / "preview.png", "--polygons",
-                 out / "classes.gpkg", "--no-progress")
+                 out / "classes.gpkg", "--stac", out / "classes.json", "--no-progress")
     assert result.exit_code == 0, result.output
-    assert "classes.tif" in result.output
+    assert "classes.tif" in result.output and "classes.json" in result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "classes.gpkg", "classes.qml", "classes.tif", "classes.tif.aux.xml", "preview.png",
-        "probs.tif"]
+        "classes.gpkg", "classes.json", "classes.qml", "classes.tif", "classes.tif.aux.xml",
+        "preview.png", "probs.tif"]
+    assert set(json.loads((out / "classes.json").read_text())["assets"]) == {
+        "classes", "classes_style", "probabilities", "polygons", "preview"}
     assert cog_validate(out / "classes.tif", quiet=True)[0]
     assert cog_validate(out / "probs.tif", quiet=True)[0]
     with rasterio.open(out / "classes.tif") as src:

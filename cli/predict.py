@@ -23,6 +23,20 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
     return bands
 
 
+def _creation_options(ctx: click.Context, param: click.Parameter,
+                      value: tuple[str, ...]) -> dict[str, str]:
+    """GDAL creation options from repeated NAME=VALUE ("--co COMPRESS=ZSTD --co LEVEL=9")."""
+    from glnet_geo.errors import InputError
+
+    options = {}
+    for pair in value:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--co {pair!r} is not NAME=VALUE; pass e.g. --co COMPRESS=ZSTD")
+        options[name.strip().upper()] = text.strip()
+    return options
+
+
 @click.command(short_help="Predict a class raster aligned with each input raster.")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -48,8 +62,12 @@ def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 @click.option("--halo", type=click.IntRange(min=0), metavar="PX",
               help="Context kept around each scene's core where scenes meet "
                    "[default: half a patch].")
-@click.option("--bands", callback=_bands, metavar="LIST",
+@click.option("-b", "--bands", "--bidx", "bands", callback=_bands, metavar="LIST",
               help="1-based input bands to use, e.g. 4,3,2 [default: the checkpoint's].")
+@click.option("--co", "creation_options", multiple=True,
+              callback=_creation_options, metavar="NAME=VALUE",
+              help="GDAL creation option of the class COG (repeatable), e.g. --co COMPRESS=ZSTD "
+                   "--co LEVEL=9; checked against GDAL's COG driver before any work.")
 @click.option("--workers", type=int, metavar="N",
               help="Predict the scenes on a local Dask cluster of N processes.")
 @click.option("--threads-per-worker", type=int, metavar="N",
@@ -66,8 +84,9 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
             probabilities: str | None, preview: str | None, stac: str | None, mode: str,
             skip_threshold: float | None, device: str, batch_size: int,
             scene_size: int | None, halo: int | None, bands: list[int] | None,
-            workers: int | None, threads_per_worker: int | None, scheduler: str | None,
-            resume: bool, progress: bool | None, overwrite: bool) -> None:
+            creation_options: dict[str, str], workers: int | None,
+            threads_per_worker: int | None, scheduler: str | None, resume: bool,
+            progress: bool | None, overwrite: bool) -> None:
     """Predict a class raster from each INPUT with CHECKPOINT.
 
     INPUT is anything GDAL opens: a GeoTIFF, a VRT mosaic, a /vsicurl/ URL,
@@ -86,6 +105,7 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
           --stac classes.json
       glnet-geo predict model.pt tiles/ -o classes/ --polygons polygons/ --workers 2
       glnet-geo predict buildings.pt county.tif -o buildings.tif --skip-threshold 0.6
+      glnet-geo predict model.pt ortho.tif -o classes.tif -b 4,3,2 --co COMPRESS=ZSTD
     """
     from glnet_geo.inference import predict_raster, predict_rasters
     from glnet_geo.io.reader import expand_inputs
@@ -96,7 +116,7 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
                    skip_threshold=skip_threshold, device=device, batch_size=batch_size,
                    scene_size=scene_size, halo=halo, bands=bands, overwrite=overwrite,
                    progress=progress, workers=workers, threads_per_worker=threads_per_worker,
-                   scheduler=scheduler, resume=resume)
+                   scheduler=scheduler, resume=resume, creation_options=creation_options)
     if sources == list(inputs) and len(inputs) == 1:
         results = [predict_raster(checkpoint, sources[0], output, **options)]
     else:

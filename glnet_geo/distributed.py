@@ -38,7 +38,7 @@ import hashlib
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -362,8 +362,9 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
                      batch_size: int = 8, scene_size: int | None = None,
                      halo: int | None = None, bands: Sequence[int] | None = None,
                      overwrite: bool = False, progress: bool | None = None,
-                     resume: bool = False,
-                     cluster: Cluster | None = None) -> list[PredictedRaster]:
+                     resume: bool = False, cluster: Cluster | None = None,
+                     creation_options: Mapping[str, str] | None = None
+                     ) -> list[PredictedRaster]:
     """Predict inputs scene by scene through parts, on Dask or in this process.
 
     The outputs are the files :func:`glnet_geo.inference.predict_raster`
@@ -389,6 +390,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         progress: Show a progress bar over scenes.
         resume: Skip inputs whose outputs exist and scenes already finished.
         cluster: Where tasks run (None: in this process).
+        creation_options: GDAL creation options of the class COGs.
 
     Returns:
         What was written for each input (``scenes`` is 0 for an input
@@ -476,7 +478,8 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
                                  bands) as raster:
             cores = ((s.core, *job.store.read(s)) for s in job.scenes)
             result = write_outputs(job.source, raster, config, cores, job.tags, *job.plan,
-                                   overwrite=overwrite or resume)
+                                   overwrite=overwrite or resume,
+                                   creation_options=creation_options)
         result.scenes, result.resumed = len(job.scenes), job.resumed
         job.store.remove()
         results.append(result)

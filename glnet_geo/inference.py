@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,6 +48,7 @@ from glnet_geo.io.scenes import Scene, default_halo, in_bands, scene_grid
 from glnet_geo.io.writer import (
     CLASS_NODATA,
     CogWriter,
+    check_creation_options,
     check_output,
     class_raster_writer,
     probability_raster_writer,
@@ -515,7 +516,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    progress: bool | None = None, workers: int | None = None,
                    threads_per_worker: int | None = None, scheduler: str | None = None,
                    resume: bool = False,
-                   stac: str | os.PathLike | None = None) -> PredictedRaster:
+                   stac: str | os.PathLike | None = None,
+                   creation_options: Mapping[str, str] | None = None) -> PredictedRaster:
     """Predict a class raster aligned pixel for pixel with ``input``.
 
     The raster is cut into scenes (:func:`glnet_geo.io.scenes.scene_grid`);
@@ -559,6 +561,9 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
             scenes an interrupted run finished (in process or on Dask).
         stac: Also write a STAC Item describing the outputs here
             (:mod:`glnet_geo.stac`).
+        creation_options: GDAL creation options of the class COG (``--co``),
+            e.g. ``{"COMPRESS": "ZSTD"}``, checked before any work
+            (:func:`glnet_geo.io.writer.check_creation_options`).
 
     Returns:
         The paths written.
@@ -573,9 +578,10 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     source = os.fspath(input)
     paths = [Path(output), *(Path(p) if p is not None else None
                              for p in (probabilities, preview, polygons))]
+    creation_options = check_creation_options(creation_options or {})
     options = dict(mode=mode, skip_threshold=skip_threshold, device=device,
                    batch_size=batch_size, scene_size=scene_size, halo=halo, bands=bands,
-                   overwrite=overwrite, progress=progress)
+                   overwrite=overwrite, progress=progress, creation_options=creation_options)
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
     if stac is not None:  # a finished item is rewritten on --resume
         check_output(stac, overwrite=overwrite or resume)
@@ -599,7 +605,7 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                                      probabilities is not None, bar)
             result = write_outputs(source, raster, config, cores,
                                    output_tags(source, settings, scene_size, halo), *paths,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, creation_options=creation_options)
     result.scenes = len(scenes)
     return _with_stac(result, loaded, stac)
 
@@ -679,7 +685,8 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
                   probabilities: str | os.PathLike | None = None,
                   preview: str | os.PathLike | None = None,
                   polygons: str | os.PathLike | None = None, *,
-                  overwrite: bool = False) -> PredictedRaster:
+                  overwrite: bool = False,
+                  creation_options: Mapping[str, str] | None = None) -> PredictedRaster:
     """Write the outputs of one input from its scene cores, as they come.
 
     Each core goes through windowed writes into hidden tiled GeoTIFFs, which
@@ -698,6 +705,7 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
         preview: Path of the quick-look PNG, if wanted.
         polygons: Path of the polygons, if wanted.
         overwrite: Replace existing polygons.
+        creation_options: GDAL creation options of the class COG.
 
     Returns:
         The paths written (``scenes`` left at 0 for the caller).
@@ -706,7 +714,8 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
     result = PredictedRaster(input=source, classes=Path(classes))
     with ExitStack() as cleanup:
         writers: list[CogWriter] = [class_raster_writer(
-            classes, raster.dataset, config.class_names, config.class_colors, tags)]
+            classes, raster.dataset, config.class_names, config.class_colors, tags,
+            creation_options=creation_options)]
         if probabilities is not None:
             writers.append(probability_raster_writer(probabilities, raster.dataset,
                                                      config.class_names, tags))
@@ -841,6 +850,8 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
             check_output(item, overwrite=overwrite or resume)
     in_parts = _predict_in_parts(checkpoint, sources, plans, cluster, resume,
                                  {"device": device, "overwrite": overwrite, **options})
+    if in_parts is not None and stac is None:
+        return in_parts
     if in_parts is not None:
         return [_with_stac(result, checkpoint, item)
                 for result, item in zip(in_parts, items, strict=True)]

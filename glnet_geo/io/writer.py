@@ -15,10 +15,11 @@ for the two rasters ``predict`` writes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
-from glnet_geo.errors import OutputError, OutputExistsError
+from glnet_geo.errors import InputError, OutputError, OutputExistsError
 
 #: Nodata value of the class raster: input nodata, masked or outside pixels.
 CLASS_NODATA = 255
@@ -98,6 +99,8 @@ class CogWriter:
         sidecars: Text files published with the COG (path -> content), e.g.
             its QGIS style; each is written under a hidden name and renamed
             right after the COG.
+        creation_options: GDAL creation options of the COG driver, over
+            ours (see :func:`check_creation_options`).
 
     """
 
@@ -110,7 +113,8 @@ class CogWriter:
                  band_descriptions: Sequence[str] | None = None,
                  overview_resampling: str = "nearest",
                  scales: Sequence[float] | None = None,
-                 sidecars: dict[Path, str] | None = None) -> None:
+                 sidecars: dict[Path, str] | None = None,
+                 creation_options: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
         self.profile: dict[str, Any] = {
             "driver": "GTiff", "crs": crs, "transform": transform, "width": width,
@@ -126,6 +130,7 @@ class CogWriter:
         self.overview_resampling = overview_resampling
         self.scales = list(scales) if scales is not None else None
         self.sidecars = dict(sidecars or {})
+        self.creation_options = {k.upper(): str(v) for k, v in (creation_options or {}).items()}
         token = uuid.uuid4().hex[:8]
         self._partial = self.path.with_name(f".{self.path.name}.{token}.partial.tif")
         self._cog = self.path.with_name(f".{self.path.name}.{token}.cog.tif")
@@ -195,10 +200,12 @@ class CogWriter:
             raise RuntimeError("CogWriter.finish called before open()")
         self._dataset.close()
         self._dataset = None
+        options = {"BLOCKSIZE": str(BLOCK_SIZE), "COMPRESS": "DEFLATE", "BIGTIFF": "IF_SAFER",
+                   "NUM_THREADS": "ALL_CPUS",
+                   "OVERVIEW_RESAMPLING": self.overview_resampling.upper(),
+                   **self.creation_options}
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            rasterio.shutil.copy(self._partial, self._cog, driver="COG", BLOCKSIZE=BLOCK_SIZE,
-                                 COMPRESS="DEFLATE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
-                                 OVERVIEW_RESAMPLING=self.overview_resampling.upper())
+            rasterio.shutil.copy(self._partial, self._cog, driver="COG", **options)
         self._partial.unlink(missing_ok=True)
         valid, errors, _ = cog_validate(self._cog, quiet=True)
         if not valid:
@@ -229,6 +236,69 @@ class CogWriter:
             tmp.unlink(missing_ok=True)
 
 
+class _GDALMessages(logging.Handler):
+    """Collects the warnings GDAL reports through rasterio's logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        self.messages.append(record.getMessage().split(" in ", 1)[-1])
+
+
+def check_creation_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Check GDAL creation options for the class COG, as GDAL's COG driver checks them.
+
+    A tiny raster is converted in memory with ``options``; any option GDAL
+    reports as unknown or any value it rejects is an error, before any work.
+
+    Args:
+        options: Option name -> value (``--co NAME=VALUE``), e.g.
+            ``{"COMPRESS": "ZSTD", "LEVEL": "9"}``.
+
+    Returns:
+        The options with upper-case names.
+
+    Raises:
+        InputError: An option the COG driver does not have, or a value it
+            rejects.
+
+    """
+    from rasterio.io import MemoryFile
+
+    options = {str(k).upper(): str(v) for k, v in options.items()}
+    if not options:
+        return options
+    logger = logging.getLogger("rasterio._env")
+    collect, propagate = _GDALMessages(), logger.propagate
+    logger.addHandler(collect)
+    logger.propagate = False
+    target = f"/vsimem/.glnet-co-check-{uuid.uuid4().hex}.tif"
+    failure = None
+    try:
+        with MemoryFile() as memory:
+            with memory.open(driver="GTiff", width=16, height=16, count=1, dtype="uint8",
+                             crs="EPSG:3857", transform=Affine(1, 0, 0, 0, -1, 16)) as src:
+                src.write(np.zeros((1, 16, 16), np.uint8))
+                src.write_colormap(1, {0: (0, 0, 0, 255)})
+            try:
+                rasterio.shutil.copy(memory.name, target, driver="COG", **options)
+            except rasterio.errors.RasterioError as exc:
+                failure = str(exc)
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
+        if rasterio.shutil.exists(target):
+            rasterio.shutil.delete(target)
+    problem = failure or next(iter(collect.messages), None)
+    if problem is not None:
+        given = " ".join(f"--co {k}={v}" for k, v in options.items())
+        raise InputError(f"{given}: {problem.rstrip('.')}; see the creation options of GDAL's "
+                         "COG driver (https://gdal.org/en/stable/drivers/raster/cog.html)")
+    return options
+
+
 def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, int, int]]:
     """Build a GDAL colour table: one opaque colour per class, nodata transparent."""
     table = {i: (int(r), int(g), int(b), 255) for i, (r, g, b) in enumerate(class_colors)}
@@ -238,7 +308,8 @@ def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, 
 
 def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
                         class_names: Sequence[str], class_colors: Sequence[Sequence[int]],
-                        tags: dict[str, str] | None = None) -> CogWriter:
+                        tags: dict[str, str] | None = None,
+                        creation_options: Mapping[str, str] | None = None) -> CogWriter:
     """Create the writer of the uint8 class raster on the grid of ``like``.
 
     Band 1 carries the checkpoint's palette, the description ``class`` and the
@@ -246,7 +317,8 @@ def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
     ``class_<id>`` per class; nodata is 255; overviews use ``mode``. Published
     with it: a QGIS style ``<stem>.qml`` (paletted, class names as labels) and
     GDAL's ``<name>.aux.xml`` with the category names and a raster attribute
-    table (:mod:`glnet_geo.styles`).
+    table (:mod:`glnet_geo.styles`). ``creation_options`` (checked with
+    :func:`check_creation_options`) override the COG driver's settings.
     """
     from glnet_geo.styles import (
         aux_xml_path,
@@ -264,7 +336,7 @@ def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
                      height=like.height, count=1, dtype="uint8", nodata=CLASS_NODATA,
                      colormap=palette(class_colors), tags=tags, band_tags={1: band_tags},
                      band_descriptions=["class"], overview_resampling="mode",
-                     sidecars=sidecars)
+                     sidecars=sidecars, creation_options=creation_options)
 
 
 def probability_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,

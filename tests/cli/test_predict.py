@@ -210,3 +210,33 @@ def test_threads_per_worker_needs_dask(make_checkpoint, make_raster, tmp_path):
     result = run(make_checkpoint(), make_raster(), "-o", tmp_path / "o.tif",
                  "--threads-per-worker", "2")
     assert_one_line_error(result, "--threads-per-worker 2", "--workers")
+
+
+def test_creation_options_reach_the_class_cog_and_bidx_picks_bands(make_checkpoint, make_raster,
+                                                                   tmp_path):
+    raster = make_raster(count=4, height=50, width=60)
+    out = tmp_path / "a.tif"
+    result = run(make_checkpoint(), raster, "-o", out, "--mode", "global", "--bidx", "3,2,1",
+                 "--co", "COMPRESS=LZW", "--co", "blocksize=256", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert cog_validate(out, quiet=True)[0]
+    with rasterio.open(out) as dst:
+        assert dst.compression.name == "lzw" and dst.block_shapes[0] == (256, 256)
+    short = run(make_checkpoint(), raster, "-o", tmp_path / "b.tif", "--mode", "global",
+                "-b", "3,2,1", "--no-progress")
+    assert short.exit_code == 0, short.output
+    with rasterio.open(out) as a, rasterio.open(tmp_path / "b.tif") as b:
+        assert np.array_equal(a.read(1), b.read(1))
+
+
+@pytest.mark.parametrize(("option", "words"), [
+    ("FOO=1", ["--co FOO=1", "does not support creation option FOO", "gdal.org"]),
+    ("COMPRESS=ZZZ", ["--co COMPRESS=ZZZ", "unexpected value", "COMPRESS"]),
+    ("COMPRESS", ["--co 'COMPRESS' is not NAME=VALUE", "--co COMPRESS=ZSTD"]),
+])
+def test_bad_creation_options_are_one_line_before_any_work(make_checkpoint, make_raster,
+                                                          tmp_path, option, words):
+    raster = make_raster(height=50, width=60)
+    result = run(make_checkpoint(), raster, "-o", tmp_path / "a.tif", "--co", option)
+    assert_one_line_error(result, *words)
+    assert nothing_left(tmp_path, "a.tif")

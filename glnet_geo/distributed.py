@@ -35,6 +35,7 @@ a per-process cache keyed by path, size and modification time).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections import Counter
@@ -100,9 +101,42 @@ class Cluster:
         return self.threads_per_worker
 
 
+#: Loggers of Dask's scheduler, workers and nannies (and of their web server).
+DASK_LOGGERS = ("distributed", "tornado")
+
+
+@contextmanager
+def dask_logs(level: int) -> Iterator[None]:
+    """Set Dask's loggers to ``level`` for the block, then restore them.
+
+    Dask logs the cluster's life (scheduler start, each worker joining and
+    leaving...) at INFO on loggers of its own, which our one handler on the
+    root logger prints; a prediction shows our progress bar only, unless
+    ``--verbose`` asked for debug logging.
+    """
+    loggers = [logging.getLogger(name) for name in DASK_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, previous in zip(loggers, levels, strict=True):
+            logger.setLevel(previous)
+
+
+def dask_log_level() -> int:
+    """Return Dask's log level: INFO when glnet-geo logs debug (``-v``), else WARNING."""
+    return logging.INFO if logging.getLogger("glnet_geo").isEnabledFor(logging.DEBUG) \
+        else logging.WARNING
+
+
 @contextmanager
 def dask_client(cluster: Cluster) -> Iterator[Client]:
     """Start a LocalCluster (``cluster.workers``) or connect to ``cluster.scheduler``.
+
+    Dask's own logs (in this process and in the local workers) are quiet
+    unless glnet-geo logs debug (:func:`dask_log_level`).
 
     Raises:
         InputError: Dask is not installed, or the scheduler cannot be reached.
@@ -114,21 +148,24 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
     except ImportError:
         raise InputError("--workers and --scheduler need dask.distributed; install it with "
                          "pip install 'dask[distributed]'") from None
+    level = dask_log_level()
     if cluster.scheduler is not None:
-        try:
-            client = Client(cluster.scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler {cluster.scheduler} ({exc}); "
-                             "check the address (tcp://host:8786) and that it is "
-                             "running") from None
-        with client:
-            yield client
+        with dask_logs(level):
+            try:
+                client = Client(cluster.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"cannot reach the Dask scheduler {cluster.scheduler} ({exc}); "
+                                 "check the address (tcp://host:8786) and that it is "
+                                 "running") from None
+            with client:
+                yield client
         return
-    with dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
-        local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
-                             dashboard_address=None)
-    with local, Client(local) as client:
-        yield client
+    with dask_logs(level):
+        with dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
+            local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1,
+                                 processes=True, dashboard_address=None, silence_logs=level)
+        with local, Client(local) as client:
+            yield client
 
 
 #: Dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` in new workers so that they give

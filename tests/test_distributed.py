@@ -180,3 +180,21 @@ def test_cluster_options_are_checked():
         Cluster(workers=0)
     assert Cluster(workers=2).torch_threads == 1
     assert Cluster(scheduler="tcp://h:8786").torch_threads is None
+
+
+def test_dask_logs_follow_glnet_geo_debug_and_are_restored():
+    import logging
+
+    from glnet_geo.distributed import dask_log_level, dask_logs
+
+    package, dask = logging.getLogger("glnet_geo"), logging.getLogger("distributed")
+    before = dask.level
+    assert dask_log_level() == logging.WARNING
+    package.setLevel(logging.DEBUG)
+    try:
+        assert dask_log_level() == logging.INFO
+    finally:
+        package.setLevel(logging.NOTSET)
+    with dask_logs(logging.ERROR):
+        assert dask.level == logging.ERROR
+    assert dask.level == before

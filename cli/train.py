@@ -34,8 +34,10 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwri
               metavar="PX", help="Side of the full-resolution patches.")
 @click.option("--min-overlap", type=click.IntRange(min=0), default=50, show_default=True,
               metavar="PX", help="Minimum overlap of neighbouring patches.")
-@click.option("--scene-size", type=click.IntRange(min=32), default=2448, show_default=True,
-              metavar="PX", help="custom: side of the scenes (DeepGlobe/Inria: whole images).")
+@click.option("--scene-size", type=click.IntRange(min=32), metavar="PX",
+              help="custom: side of the scenes [default: 2448, or the tiles' own size when "
+                   "they are smaller: each tile one whole scene] (DeepGlobe/Inria: whole "
+                   "images).")
 @click.option("--samples-per-epoch", type=click.IntRange(min=1), metavar="N",
               help="custom: random scenes per epoch [default: about one per scene area].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=6, show_default=True,
@@ -80,7 +82,7 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
             layer: str | None, paper_split: bool, inria_split: str,
             val_images: tuple[str, ...], val_labels: tuple[str, ...], stage: str,
             backbone: str, weights: str | None, init: str | None, resume: str | None,
-            global_size: int, patch_size: int, min_overlap: int, scene_size: int,
+            global_size: int, patch_size: int, min_overlap: int, scene_size: int | None,
             samples_per_epoch: int | None, batch_size: int, sub_batch_size: int,
             epochs: int | None, max_steps: int | None, lr_global: float, lr_local: float,
             gamma: float, fmreg_weight: float, accelerator: str, devices: str, num_nodes: int,

@@ -104,6 +104,26 @@ def test_train_custom_all_stages(tmp_path, labels):
     check_trained(out, files.images[0], tmp_path, "custom", *images, *label_args)
 
 
+def test_chips_smaller_than_a_scene_train_whole_with_default_options(tmp_path, caplog):
+    """SpaceNet-like chips (900 px there, 96 px here) with vector labels, no --scene-size."""
+    files = synthetic.write_custom_dataset(tmp_path / "chips", count=2, size=96, seed=4)
+    out = tmp_path / "chips.pt"
+    sizes = ["--max-steps", "1", "--backbone", "resnet18", "--global-size", "64",
+             "--patch-size", "32", "--min-overlap", "8", "--batch-size", "1", "--quiet"]
+    result = invoke("train", "custom", "--images", files.images[0].parent, "--labels",
+                    files.vector, "--label-field", "class", "-o", out, *sizes)
+    assert result.exit_code == 0, result.output
+    said = [r.getMessage() for r in caplog.records if "one whole scene" in r.getMessage()]
+    assert len(said) == 1
+    assert "smallest tile 96 x 96 px" in said[0] and "--scene-size PX overrides" in said[0]
+    assert load_checkpoint(out).config.scene_size == 96
+    result = invoke("predict", out, files.images[0], "-o", tmp_path / "pred.tif",
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "pred.tif") as src:
+        assert src.shape == (96, 96)
+
+
 def test_bad_roots_name_what_was_expected_and_found(tmp_path):
     (tmp_path / "empty" / "junk").mkdir(parents=True)
     result = invoke("train", "deepglobe", "--root", tmp_path / "empty", "-o", tmp_path / "m.pt")

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwrite_opt
+from glnet_geo.cli.options import dataset_opts, overwrite_opt
+
+#: Options that may be given with --config (the others come from the run file).
+WITH_CONFIG = {"config", "output", "overwrite"}
 
 
 @click.command(short_help="Train GLNet (Algorithm 1) and write a checkpoint.")
-@dataset_arg
-@output_opt
+@click.argument("dataset", type=click.Choice(["deepglobe", "inria", "custom"]), required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
+              help="The checkpoint to write [with --config: the run file's].")
+@click.option("--config", type=click.Path(dir_okay=False), metavar="RUN.YAML",
+              help="Repeat a run from its configuration (<output>.run/run.yaml): the data, "
+                   "every option and the seed; only -o and --overwrite may be added.")
 @dataset_opts
 @click.option("--val-images", multiple=True, metavar="PATHS",
               help="custom: validation imagery [default: no validation].")
@@ -77,9 +84,9 @@ from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwri
                    "then predicts coarse-to-fine.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @overwrite_opt
-def command(dataset: str, output: str, root: str | None, images: tuple[str, ...],
-            labels: tuple[str, ...], label_field: str | None, class_file: str | None,
-            layer: str | None, paper_split: bool, inria_split: str,
+def command(dataset: str | None, output: str | None, config: str | None, root: str | None,
+            images: tuple[str, ...], labels: tuple[str, ...], label_field: str | None,
+            class_file: str | None, layer: str | None, paper_split: bool, inria_split: str,
             val_images: tuple[str, ...], val_labels: tuple[str, ...], stage: str,
             backbone: str, weights: str | None, init: str | None, resume: str | None,
             global_size: int, patch_size: int, min_overlap: int, scene_size: int | None,
@@ -94,16 +101,24 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
     Runs the stages of the paper's Algorithm 1 with Lightning: the global
     branch on downsampled scenes, then the local branch with global->local
     sharing, then the global branch with local->global sharing. Lightning's
-    checkpoints (for --resume) and CSV/TensorBoard logs go to <output>.run/.
+    checkpoints (for --resume), CSV/TensorBoard logs and run.yaml (the whole
+    run configuration, also stored in the checkpoint) go to <output>.run/.
+    On a terminal a progress bar shows each stage; piped into a log, plain
+    lines do: one heading per stage, one line every --log-every steps (loss,
+    learning rates, steps/s) and a summary.
 
     \b
     Examples:
       glnet-geo train deepglobe --root data/deepglobe -o deepglobe.pt --paper-split
       glnet-geo train custom --images 'tiles/*.tif' --labels landcover.gpkg
           --label-field class --scene-size 2048 -o mine.pt --devices 4 --strategy ddp
+      glnet-geo train --config mine.run/run.yaml -o mine-again.pt
     """  # noqa: D301 - click's \b keeps the examples unwrapped
     import logging
 
+    from click.core import ParameterSource
+
+    from glnet_geo.errors import InputError
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.module import LossSettings
     from glnet_geo.training.trainer import TrainSettings, train
@@ -112,6 +127,25 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
+    if config is not None:
+        from glnet_geo.training.run_config import RunConfig
+
+        ctx = click.get_current_context()
+        given = [param for param in ctx.command.params if param.name not in WITH_CONFIG
+                 and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE]
+        if given:
+            names = ", ".join(param.human_readable_name if param.param_type_name == "argument"
+                              else max(param.opts, key=len) for param in given)
+            raise InputError(f"--config {config} repeats a run as it was saved, but {names} "
+                             "was also given; edit the run file instead, or leave out "
+                             "--config")
+        run = RunConfig.load(config)
+        path = train(run.data, run.training, output or run.output, overwrite=overwrite)
+        _done(path)
+        return
+    if dataset is None or output is None:
+        raise InputError("train needs a DATASET (deepglobe, inria or custom) and -o CHECKPOINT, "
+                         "or --config RUN.YAML to repeat a run")
     data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
                         label_field=label_field, classes=class_file, layer=layer,
                         val_images=list(val_images), val_labels=list(val_labels),
@@ -128,7 +162,11 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         losses=LossSettings(gamma=gamma, fmreg_weight=fmreg_weight, lr_global=lr_global,
                             lr_local=lr_local, sub_batch_size=sub_batch_size),
         progress=not quiet, coarse_to_fine=coarse_to_fine)
-    path = train(data, settings, output, overwrite=overwrite)
+    _done(train(data, settings, output, overwrite=overwrite))
+
+
+def _done(path) -> None:
+    """Say where the checkpoint went (once, also under DDP)."""
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:  # with DDP, every process runs this command

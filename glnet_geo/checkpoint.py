@@ -154,7 +154,7 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, run: dict[str, Any] | None = None) -> Path:
     """Write ``model`` and ``config`` to one file, atomically.
 
     Args:
@@ -162,6 +162,9 @@ def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
         model: The network whose ``state_dict`` is saved.
         config: Its configuration.
         overwrite: Replace an existing file.
+        run: The training run's configuration (plain data, see
+            :mod:`glnet_geo.training.run_config`), stored as the payload's
+            ``run`` entry.
 
     Returns:
         The path written.
@@ -180,6 +183,8 @@ def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
         "config": config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if run is not None:
+        payload["run"] = run
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     try:

@@ -124,6 +124,54 @@ def test_chips_smaller_than_a_scene_train_whole_with_default_options(tmp_path, c
         assert src.shape == (96, 96)
 
 
+def test_a_piped_run_talks_in_lines_and_config_repeats_it(tmp_path):
+    """Not a terminal (CliRunner): plain lines; run.yaml replays the run to the same weights."""
+    import torch
+    import yaml
+
+    from glnet_geo.checkpoint import read_checkpoint
+
+    files = synthetic.write_custom_dataset(tmp_path / "tiles", count=2, size=64, seed=3)
+    out = tmp_path / "first.pt"
+    args = ["--images", files.images[0].parent, "--labels", files.vector, "--label-field",
+            "class", "--scene-size", "64", "--stage", "global", "--max-steps", "4",
+            "--log-every", "2", "--backbone", "resnet18", "--global-size", "64",
+            "--patch-size", "32", "--min-overlap", "0", "--batch-size", "1", "--seed", "7"]
+    result = invoke("train", "custom", *args, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("== stage 1/1: global -- trains the global branch G")
+    steps = [line for line in lines if line.startswith("   global step ")]
+    assert [line.split()[2] for line in steps] == ["2/4", "4/4"]
+    assert all("loss " in line and "lr " in line and "steps/s" in line for line in steps)
+    assert lines[-2].startswith("== stage 1/1: global done: 4 steps in ")
+    assert lines[-1] == f"wrote {out}"
+
+    run_file = tmp_path / "first.run" / "run.yaml"
+    saved = yaml.safe_load(run_file.read_text())
+    assert saved["training"]["seed"] == 7 and saved["training"]["max_steps"] == 4
+    assert saved["data"]["label_field"] == "class" and saved["output"] == str(out)
+    assert saved["classes"]["names"][0] == "background"
+    assert {"glnet-geo", "torch", "lightning", "python"} <= set(saved["versions"])
+    assert read_checkpoint(out)["run"] == saved
+
+    again = tmp_path / "again.pt"
+    result = invoke("train", "--config", run_file, "-o", again)
+    assert result.exit_code == 0, result.output
+    replayed = yaml.safe_load((tmp_path / "again.run" / "run.yaml").read_text())
+    assert {**replayed, "output": None} == {**saved, "output": None}
+    first, second = (read_checkpoint(p)["state_dict"] for p in (out, again))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+    result = invoke("train", "--config", run_file, "-o", tmp_path / "x.pt", "--epochs", "3")
+    last_line_error(result, "--config", "--epochs", "edit the run file")
+    result = invoke("train", "--config", tmp_path / "missing.yaml", "-o", tmp_path / "x.pt")
+    last_line_error(result, "missing.yaml does not exist")
+    result = invoke("train", "-o", tmp_path / "x.pt")
+    last_line_error(result, "DATASET", "--config")
+
+
 def test_bad_roots_name_what_was_expected_and_found(tmp_path):
     (tmp_path / "empty" / "junk").mkdir(parents=True)
     result = invoke("train", "deepglobe", "--root", tmp_path / "empty", "-o", tmp_path / "m.pt")

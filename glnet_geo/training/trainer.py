@@ -197,6 +197,13 @@ def _precision(settings: TrainSettings) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
+def next_log_version(stage_logs: Path) -> int:
+    """Return the first ``version_<N>`` not yet in a stage's log folder."""
+    taken = {int(p.name.split("_", 1)[1]) for p in stage_logs.glob("version_*")
+             if p.name.split("_", 1)[1].isdigit()}
+    return next(n for n in range(len(taken) + 1) if n not in taken)
+
+
 def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
                   validate: bool = True, position: int = 1, total: int = 1) -> L.Trainer:
     """Build the Lightning ``Trainer`` of one stage: checkpoints, logs, devices, precision.
@@ -217,8 +224,12 @@ def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
     checkpoints = ModelCheckpoint(dirpath=stage_dir, filename=LAST, save_top_k=1,
                                   every_n_train_steps=settings.checkpoint_every,
                                   save_on_exception=True, enable_version_counter=False)
-    loggers = [CSVLogger(run_dir / "logs", name=stage.value),
-               TensorBoardLogger(run_dir / "logs", name=stage.value, default_hp_metric=False)]
+    # Both loggers in one folder, logs/<stage>/version_<N>: each logger alone would pick the
+    # next free version, the second one seeing the first's folder.
+    version = next_log_version(run_dir / "logs" / stage.value)
+    loggers = [CSVLogger(run_dir / "logs", name=stage.value, version=version),
+               TensorBoardLogger(run_dir / "logs", name=stage.value, version=version,
+                                 default_hp_metric=False)]
     strategy = settings.strategy
     if strategy == "ddp":
         # Each stage leaves some parameters of the parts it trains without a gradient (the

@@ -40,6 +40,9 @@ def check_trained(checkpoint, image, tmp_path, *evaluate_args):
     for stage in (Stage.GLOBAL, Stage.GLOBAL_TO_LOCAL):  # each stage's model, for --init
         assert load_checkpoint(run_dir / f"{stage.value}.pt").config.stage is stage
     assert len(list((run_dir / "logs").glob("*/version_0/metrics.csv"))) == 3
+    # TensorBoard's events beside the CSV, in the same folder of each stage
+    assert len(list((run_dir / "logs").glob("*/version_0/events.out.tfevents.*"))) == 3
+    assert not list((run_dir / "logs").glob("*/version_1"))
     predicted = tmp_path / "pred.tif"
     result = invoke("predict", checkpoint, image, "-o", predicted, "--no-progress")
     assert result.exit_code == 0, result.output

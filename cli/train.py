@@ -15,8 +15,9 @@ WITH_CONFIG = {"config", "output", "overwrite"}
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
               help="The checkpoint to write [with --config: the run file's].")
 @click.option("--config", type=click.Path(dir_okay=False), metavar="RUN.YAML",
-              help="Repeat a run from its configuration (<output>.run/run.yaml): the data, "
-                   "every option and the seed; only -o and --overwrite may be added.")
+              help="Repeat a run from its configuration (NAME.run/run.yaml for -o NAME.pt): "
+                   "the data, every option and the seed; only -o and --overwrite may be "
+                   "added.")
 @dataset_opts
 @click.option("--val-images", multiple=True, metavar="PATHS",
               help="custom: validation imagery [default: no validation].")
@@ -34,7 +35,7 @@ WITH_CONFIG = {"config", "output", "overwrite"}
               help="Start from a glnet-geo checkpoint (the previous stage's output).")
 @click.option("--resume", type=click.Path(dir_okay=False), metavar="CKPT",
               help="Continue an interrupted run from its Lightning checkpoint "
-                   "(<output>.run/<stage>/last.ckpt).")
+                   "(NAME.run/<stage>/last.ckpt for -o NAME.pt).")
 @click.option("--global-size", type=click.IntRange(min=32), default=508, show_default=True,
               metavar="PX", help="Side of the downsampled global view.")
 @click.option("--patch-size", type=click.IntRange(min=32), default=508, show_default=True,
@@ -72,7 +73,8 @@ WITH_CONFIG = {"config", "output", "overwrite"}
               help="Data loader processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Lightning checkpoints and logs [default: <output>.run next to it].")
+              help="Lightning checkpoints, logs and run.yaml [default: NAME.run next to -o "
+                   "NAME.pt].")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               metavar="STEPS", help="Save a resumable checkpoint every STEPS steps.")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
@@ -82,7 +84,8 @@ WITH_CONFIG = {"config", "output", "overwrite"}
               help="Train the local branch on the patches around the labels' foreground "
                    "only (class-balanced crops; class 0 is the background); the checkpoint "
                    "then predicts coarse-to-fine.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True,
+              help="No progress report (neither the bar on a terminal nor the lines in a log).")
 @overwrite_opt
 def command(dataset: str | None, output: str | None, config: str | None, root: str | None,
             images: tuple[str, ...], labels: tuple[str, ...], label_field: str | None,
@@ -102,7 +105,8 @@ def command(dataset: str | None, output: str | None, config: str | None, root: s
     branch on downsampled scenes, then the local branch with global->local
     sharing, then the global branch with local->global sharing. Lightning's
     checkpoints (for --resume), CSV/TensorBoard logs and run.yaml (the whole
-    run configuration, also stored in the checkpoint) go to <output>.run/.
+    run configuration, also stored in the checkpoint) go to NAME.run/ beside
+    OUTPUT NAME.pt.
     On a terminal a progress bar shows each stage; piped into a log, plain
     lines do: one heading per stage, one line every --log-every steps (loss,
     learning rates, steps/s) and a summary.

@@ -29,7 +29,8 @@ def command(path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
-    classes = info.pop("classes", None)
+    # a class raster's classes (a checkpoint's are one line of text)
+    classes = info.pop("classes") if isinstance(info.get("classes"), list) else None
     for key, value in info.items():
         click.echo(f"{key:>16}: {value}")
     if classes is not None:

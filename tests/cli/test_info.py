@@ -47,3 +47,9 @@ def test_info_on_a_class_raster_lists_the_classes(tmp_path):
     assert "class raster (GTiff)" in lines[0]
     assert lines[-2].split() == ["0", "water", "#0000ff", "100", "50.00", "400.0"]
     assert lines[-1].split() == ["1", "forest", "#008000", "100", "50.00", "400.0"]
+
+
+def test_info_on_a_checkpoint_lists_its_classes_in_one_line(make_checkpoint):
+    result = CliRunner().invoke(main, ["info", str(make_checkpoint())])
+    assert result.exit_code == 0, result.output
+    assert "classes: 0=water, 1=forest, 2=urban" in result.output

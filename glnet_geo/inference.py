@@ -585,6 +585,9 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
     if stac is not None:  # a finished item is rewritten on --resume
         check_output(stac, overwrite=overwrite or resume)
+        if Path(stac).resolve() in {p.resolve() for p in paths if p is not None}:
+            raise OutputError(f"--stac {stac} is also another output; give the STAC Item its "
+                              "own path, e.g. classes.json")
     in_parts = _predict_in_parts(checkpoint, [source], [paths], cluster, resume, options)
     if in_parts is not None:
         return _with_stac(in_parts[0], checkpoint, stac)

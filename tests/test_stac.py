@@ -6,7 +6,7 @@ import rasterio
 import shapely.geometry
 from conftest import CLASS_COLORS, CLASS_NAMES
 
-from glnet_geo.errors import OutputExistsError
+from glnet_geo.errors import OutputError, OutputExistsError
 from glnet_geo.inference import predict_raster, predict_rasters
 from glnet_geo.stac import _machine_name
 
@@ -90,6 +90,13 @@ def test_several_inputs_give_one_item_each_and_existing_items_are_kept(
         predict_raster(make_checkpoint(), rasters[0], tmp_path / "other.tif",
                        stac=results[0].stac, mode="global", progress=False)
     assert not (tmp_path / "other.tif").exists()
+
+
+def test_the_item_cannot_take_another_output_s_path(make_checkpoint, make_raster, tmp_path):
+    with pytest.raises(OutputError, match="--stac .*classes.tif is also another output"):
+        predict_raster(make_checkpoint(), make_raster(height=40, width=40),
+                       tmp_path / "classes.tif", stac=tmp_path / "classes.tif", progress=False)
+    assert not (tmp_path / "classes.tif").exists()
 
 
 def test_machine_names():

@@ -33,6 +33,10 @@ def is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def _count(number: int | None, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -66,9 +70,9 @@ class TextProgress(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Write the stage's heading."""
         if trainer.max_steps and trainer.max_steps > 0:
-            length = f"{trainer.max_steps} steps"
+            length = _count(trainer.max_steps, "step")
         else:
-            length = f"{trainer.max_epochs} epochs"
+            length = _count(trainer.max_epochs, "epoch")
         self._say(trainer, f"== stage {self.position}/{self.total}: {self.stage.value} -- "
                            f"trains {STAGE_WORK[self.stage]}; {length}, from step "
                            f"{trainer.global_step}")
@@ -111,6 +115,6 @@ class TextProgress(L.Callback):
         miou = trainer.callback_metrics.get("val_miou")
         scores = f", last validation mIoU {float(miou):.4f}" if miou is not None else ""
         self._say(trainer, f"== stage {self.position}/{self.total}: {self.stage.value} done: "
-                           f"{steps} steps in {seconds:.1f} s "
+                           f"{_count(steps, 'step')} in {seconds:.1f} s "
                            f"({steps / max(seconds, 1e-9):.2f} steps/s), last loss {loss}"
                            f"{scores}")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import dataset_arg, dataset_opts, output_opt, overwrite_opt
+from glnet_geo.cli.options import dataset_opts, overwrite_opt
+
+#: Options that may be given with --config (the others come from the run file).
+WITH_CONFIG = {"config", "output", "overwrite"}
 
 
 def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -24,8 +27,13 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 
 
 @click.command(short_help="Train GLNet (Algorithm 1) and write a checkpoint.")
-@dataset_arg
-@output_opt
+@click.argument("dataset", type=click.Choice(["deepglobe", "inria", "custom"]), required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
+              help="The checkpoint to write [with --config: the run file's].")
+@click.option("--config", type=click.Path(dir_okay=False), metavar="RUN.YAML",
+              help="Repeat a run from its configuration (NAME.run/run.yaml for -o NAME.pt): "
+                   "the data, every option and the seed; only -o and --overwrite may be "
+                   "added.")
 @dataset_opts
 @click.option("--val-images", multiple=True, metavar="PATHS",
               help="custom: validation imagery [default: no validation].")
@@ -45,15 +53,17 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
               help="Start from a glnet-geo checkpoint (the previous stage's output).")
 @click.option("--resume", type=click.Path(dir_okay=False), metavar="CKPT",
               help="Continue an interrupted run from its Lightning checkpoint "
-                   "(<output>.run/<stage>/last.ckpt).")
+                   "(NAME.run/<stage>/last.ckpt for -o NAME.pt).")
 @click.option("--global-size", type=click.IntRange(min=32), default=508, show_default=True,
               metavar="PX", help="Side of the downsampled global view.")
 @click.option("--patch-size", type=click.IntRange(min=32), default=508, show_default=True,
               metavar="PX", help="Side of the full-resolution patches.")
 @click.option("--min-overlap", type=click.IntRange(min=0), default=50, show_default=True,
               metavar="PX", help="Minimum overlap of neighbouring patches.")
-@click.option("--scene-size", type=click.IntRange(min=32), default=2448, show_default=True,
-              metavar="PX", help="custom: side of the scenes (DeepGlobe/Inria: whole images).")
+@click.option("--scene-size", type=click.IntRange(min=32), metavar="PX",
+              help="custom: side of the scenes [default: 2448, or the tiles' own size when "
+                   "they are smaller: each tile one whole scene] (DeepGlobe/Inria: whole "
+                   "images).")
 @click.option("--samples-per-epoch", type=click.IntRange(min=1), metavar="N",
               help="custom: random scenes per epoch [default: about one per scene area].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=6, show_default=True,
@@ -91,7 +101,8 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
               help="Data loader processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--run-dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Lightning checkpoints and logs [default: <output>.run next to it].")
+              help="Lightning checkpoints, logs and run.yaml [default: NAME.run next to -o "
+                   "NAME.pt].")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
               metavar="STEPS", help="Save a resumable checkpoint every STEPS steps.")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
@@ -101,14 +112,15 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
               help="Train the local branch on the patches around the labels' foreground "
                    "only (class-balanced crops; class 0 is the background); the checkpoint "
                    "then predicts coarse-to-fine.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True,
+              help="No progress report (neither the bar on a terminal nor the lines in a log).")
 @overwrite_opt
-def command(dataset: str, output: str, root: str | None, images: tuple[str, ...],
-            labels: tuple[str, ...], label_field: str | None, class_file: str | None,
-            layer: str | None, paper_split: bool, inria_split: str,
+def command(dataset: str | None, output: str | None, config: str | None, root: str | None,
+            images: tuple[str, ...], labels: tuple[str, ...], label_field: str | None,
+            class_file: str | None, layer: str | None, paper_split: bool, inria_split: str,
             val_images: tuple[str, ...], val_labels: tuple[str, ...], stage: str,
             backbone: str, weights: str | None, init: str | None, resume: str | None,
-            global_size: int, patch_size: int, min_overlap: int, scene_size: int,
+            global_size: int, patch_size: int, min_overlap: int, scene_size: int | None,
             samples_per_epoch: int | None, batch_size: int, sub_batch_size: int,
             epochs: list[int] | None, loss_reduction: str, global_pass: str,
             max_steps: int | None,
@@ -122,16 +134,25 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
     Runs the stages of the paper's Algorithm 1 with Lightning: the global
     branch on downsampled scenes, then the local branch with global->local
     sharing, then the global branch with local->global sharing. Lightning's
-    checkpoints (for --resume) and CSV/TensorBoard logs go to <output>.run/.
+    checkpoints (for --resume), CSV/TensorBoard logs and run.yaml (the whole
+    run configuration, also stored in the checkpoint) go to NAME.run/ beside
+    OUTPUT NAME.pt.
+    On a terminal a progress bar shows each stage; piped into a log, plain
+    lines do: one heading per stage, one line every --log-every steps (loss,
+    learning rates, steps/s) and a summary.
 
     \b
     Examples:
       glnet-geo train deepglobe --root data/deepglobe -o deepglobe.pt --paper-split
       glnet-geo train custom --images 'tiles/*.tif' --labels landcover.gpkg
           --label-field class --scene-size 2048 -o mine.pt --devices 4 --strategy ddp
+      glnet-geo train --config mine.run/run.yaml -o mine-again.pt
     """  # noqa: D301 - click's \b keeps the examples unwrapped
     import logging
 
+    from click.core import ParameterSource
+
+    from glnet_geo.errors import InputError
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.module import LossSettings
     from glnet_geo.training.trainer import NETWORK_SETTINGS, TrainSettings, train
@@ -140,6 +161,25 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
+    if config is not None:
+        from glnet_geo.training.run_config import RunConfig
+
+        ctx = click.get_current_context()
+        given = [param for param in ctx.command.params if param.name not in WITH_CONFIG
+                 and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE]
+        if given:
+            names = ", ".join(param.human_readable_name if param.param_type_name == "argument"
+                              else max(param.opts, key=len) for param in given)
+            raise InputError(f"--config {config} repeats a run as it was saved, but {names} "
+                             "was also given; edit the run file instead, or leave out "
+                             "--config")
+        run = RunConfig.load(config)
+        path = train(run.data, run.training, output or run.output, overwrite=overwrite)
+        _done(path)
+        return
+    if dataset is None or output is None:
+        raise InputError("train needs a DATASET (deepglobe, inria or custom) and -o CHECKPOINT, "
+                         "or --config RUN.YAML to repeat a run")
     data = DataSettings(kind=dataset, root=root, images=list(images), labels=list(labels),
                         label_field=label_field, classes=class_file, layer=layer,
                         val_images=list(val_images), val_labels=list(val_labels),
@@ -157,7 +197,11 @@ def command(dataset: str, output: str, root: str | None, images: tuple[str, ...]
                             lr_local=lr_local, sub_batch_size=sub_batch_size,
                             reduction=loss_reduction, global_pass=global_pass),
         progress=not quiet, coarse_to_fine=coarse_to_fine, given=_given(NETWORK_SETTINGS))
-    path = train(data, settings, output, overwrite=overwrite)
+    _done(train(data, settings, output, overwrite=overwrite))
+
+
+def _done(path) -> None:
+    """Say where the checkpoint went (once, also under DDP)."""
     from lightning.pytorch.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:  # with DDP, every process runs this command

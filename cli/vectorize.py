@@ -54,7 +54,10 @@ def command(mask: str, output: str, format_: str | None, simplify: float, min_ar
 
     Attributes: class_id, class_name, area_m2 (equal-area for geographic
     rasters) and, with --probabilities, confidence. GeoJSON is written in
-    EPSG:4326 (RFC 7946); other formats keep the raster's CRS.
+    EPSG:4326 (RFC 7946); other formats keep the raster's CRS. The polygons
+    open styled in QGIS (categorised on class_name with the raster's colours):
+    a GeoPackage holds the style in its layer_styles table, other formats get
+    a .qml beside them. Writing no feature gives one warning line.
 
     \b
     Examples:

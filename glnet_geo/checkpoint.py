@@ -146,14 +146,22 @@ class ModelConfig:
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model (in eval mode) and its configuration."""
+    """A loaded checkpoint: the model (in eval mode), its configuration and its file.
+
+    Attributes:
+        model: The network, in eval mode.
+        config: Its configuration.
+        path: The file it was loaded from (None when built in memory).
+
+    """
 
     model: GLNet
     config: ModelConfig
+    path: Path | None = None
 
 
 def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, run: dict[str, Any] | None = None) -> Path:
     """Write ``model`` and ``config`` to one file, atomically.
 
     Args:
@@ -161,6 +169,9 @@ def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
         model: The network whose ``state_dict`` is saved.
         config: Its configuration.
         overwrite: Replace an existing file.
+        run: The training run's configuration (plain data, see
+            :mod:`glnet_geo.training.run_config`), stored as the payload's
+            ``run`` entry.
 
     Returns:
         The path written.
@@ -179,6 +190,8 @@ def save_checkpoint(path: str | os.PathLike, model: GLNet, config: ModelConfig,
         "config": config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    if run is not None:
+        payload["run"] = run
     path.parent.mkdir(parents=True, exist_ok=True)
     from glnet_geo.io.staging import Staging
     from glnet_geo.io.writer import publish_file, writing
@@ -279,4 +292,4 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
                 f"{tuple(expected[key].shape)} for {config.backbone} with "
                 f"{config.in_channels} bands and {config.num_classes} classes")
     model.load_state_dict(state, assign=True)
-    return Checkpoint(model=model.to(device).eval(), config=config)
+    return Checkpoint(model=model.to(device).eval(), config=config, path=Path(path))

@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,9 +103,42 @@ class Cluster:
         return self.threads_per_worker
 
 
+#: Loggers of Dask's scheduler, workers and nannies (and of their web server).
+DASK_LOGGERS = ("distributed", "tornado")
+
+
+@contextmanager
+def dask_logs(level: int) -> Iterator[None]:
+    """Set Dask's loggers to ``level`` for the block, then restore them.
+
+    Dask logs the cluster's life (scheduler start, each worker joining and
+    leaving...) at INFO on loggers of its own, which our one handler on the
+    root logger prints; a prediction shows our progress bar only, unless
+    ``--verbose`` asked for debug logging.
+    """
+    loggers = [logging.getLogger(name) for name in DASK_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, previous in zip(loggers, levels, strict=True):
+            logger.setLevel(previous)
+
+
+def dask_log_level() -> int:
+    """Return Dask's log level: INFO when glnet-geo logs debug (``-v``), else WARNING."""
+    return logging.INFO if logging.getLogger("glnet_geo").isEnabledFor(logging.DEBUG) \
+        else logging.WARNING
+
+
 @contextmanager
 def dask_client(cluster: Cluster) -> Iterator[Client]:
     """Start a LocalCluster (``cluster.workers``) or connect to ``cluster.scheduler``.
+
+    Dask's own logs (in this process and in the local workers) are quiet
+    unless glnet-geo logs debug (:func:`dask_log_level`).
 
     Raises:
         InputError: Dask is not installed, or the scheduler cannot be reached.
@@ -117,26 +150,25 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
     except ImportError:
         raise InputError("--workers and --scheduler need dask.distributed; install it with "
                          "pip install 'dask[distributed]'") from None
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        # distributed logs its clusters' life at INFO (two dozen lines a run) through the
-        # root logger; they are for --verbose only
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+    level = dask_log_level()
     if cluster.scheduler is not None:
-        try:
-            client = Client(cluster.scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler {cluster.scheduler} ({exc}); "
-                             "check the address (tcp://host:8786) and that it is "
-                             "running") from None
-        with client:
-            yield client
+        with dask_logs(level):
+            try:
+                client = Client(cluster.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"cannot reach the Dask scheduler {cluster.scheduler} ({exc}); "
+                                 "check the address (tcp://host:8786) and that it is "
+                                 "running") from None
+            with client:
+                yield client
         return
-    with dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
-        local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
-                             dashboard_address=None)
-    with local, Client(local) as client:
-        client.run(_quiet_cancellations)
-        yield client
+    with dask_logs(level):
+        with dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
+            local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1,
+                                 processes=True, dashboard_address=None, silence_logs=level)
+        with local, Client(local) as client:
+            client.run(_quiet_cancellations)
+            yield client
 
 
 def _quiet_cancellations() -> None:
@@ -410,9 +442,10 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
                      batch_size: int | None = None, scene_size: int | None = None,
                      halo: int | None = None, bands: Sequence[int] | None = None,
                      nodata: float | None = None, overwrite: bool = False,
-                     progress: bool | None = None,
-                     resume: bool = False,
-                     cluster: Cluster | None = None) -> list[PredictedRaster]:
+                     progress: bool | None = None, resume: bool = False,
+                     cluster: Cluster | None = None,
+                     creation_options: Mapping[str, str] | None = None
+                     ) -> list[PredictedRaster]:
     """Predict inputs scene by scene through parts, on Dask or in this process.
 
     The outputs are the files :func:`glnet_geo.inference.predict_raster`
@@ -441,6 +474,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
         progress: Show a progress bar over scenes.
         resume: Skip inputs whose outputs exist and scenes already finished.
         cluster: Where tasks run (None: in this process).
+        creation_options: GDAL creation options of the class COGs.
 
     Returns:
         What was written for each input (``scenes`` is 0 for an input
@@ -530,7 +564,8 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
                                  bands, nodata) as raster:
             cores = ((s.core, *job.store.read(s)) for s in job.scenes)
             result = write_outputs(job.source, raster, config, cores, job.tags, *job.plan,
-                                   overwrite=overwrite or resume)
+                                   overwrite=overwrite or resume,
+                                   creation_options=creation_options)
         result.scenes, result.resumed = len(job.scenes), job.resumed
         result.precision = settings.precision.value
         job.store.remove()

@@ -29,7 +29,7 @@ import copy
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,6 +51,7 @@ from glnet_geo.io.scenes import Scene, default_halo, in_bands, scene_grid
 from glnet_geo.io.writer import (
     CLASS_NODATA,
     CogWriter,
+    check_creation_options,
     check_geotiff_suffix,
     check_output,
     class_raster_writer,
@@ -555,6 +556,7 @@ class PredictedRaster:
         probabilities: The probabilities raster (COG), if asked for.
         preview: The quick-look PNG, if asked for.
         polygons: The polygons file, if asked for.
+        stac: The STAC Item, if asked for.
         scenes: Number of scenes of the input.
         resumed: Scenes taken from an interrupted run rather than predicted.
         precision: The precision the network computed in.
@@ -566,6 +568,7 @@ class PredictedRaster:
     probabilities: Path | None = None
     preview: Path | None = None
     polygons: Path | None = None
+    stac: Path | None = None
     scenes: int = 0
     resumed: int = 0
     precision: str = ""
@@ -585,8 +588,7 @@ def prepare_checkpoint(checkpoint: Checkpoint | str | os.PathLike, device: torch
         if checkpoint.model.inference_dtype == dtype:
             checkpoint.model.to(device)
             return checkpoint
-        checkpoint = Checkpoint(model=copy.deepcopy(checkpoint.model).eval(),
-                                config=checkpoint.config)
+        checkpoint = dataclasses.replace(checkpoint, model=copy.deepcopy(checkpoint.model).eval())
     else:
         checkpoint = load_checkpoint(checkpoint, device=device)
     checkpoint.model.to(device).for_inference(dtype, channels_last=CHANNELS_LAST)
@@ -643,7 +645,9 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                    nodata: float | None = None, overwrite: bool = False,
                    progress: bool | None = None, workers: int | None = None,
                    threads_per_worker: int | None = None, scheduler: str | None = None,
-                   resume: bool = False) -> PredictedRaster:
+                   resume: bool = False,
+                   stac: str | os.PathLike | None = None,
+                   creation_options: Mapping[str, str] | None = None) -> PredictedRaster:
     """Predict a class raster aligned pixel for pixel with ``input``.
 
     The raster is cut into scenes (:func:`glnet_geo.io.scenes.scene_grid`);
@@ -690,6 +694,11 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
             (``tcp://host:8786``) instead.
         resume: Keep each finished scene on disk and, on a new run, take the
             scenes an interrupted run finished (in process or on Dask).
+        stac: Also write a STAC Item describing the outputs here
+            (:mod:`glnet_geo.stac`).
+        creation_options: GDAL creation options of the class COG (``--co``),
+            e.g. ``{"COMPRESS": "ZSTD"}``, checked before any work
+            (:func:`glnet_geo.io.writer.check_creation_options`).
 
     Returns:
         The paths written.
@@ -704,13 +713,20 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     source = os.fspath(input)
     paths = [Path(output), *(Path(p) if p is not None else None
                              for p in (probabilities, preview, polygons))]
+    creation_options = check_creation_options(creation_options or {})
     options = dict(mode=mode, skip_threshold=skip_threshold, device=device,
                    precision=precision, batch_size=batch_size, scene_size=scene_size, halo=halo,
-                   bands=bands, nodata=nodata, overwrite=overwrite, progress=progress)
+                   bands=bands, nodata=nodata, overwrite=overwrite, progress=progress,
+                   creation_options=creation_options)
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
+    if stac is not None:  # a finished item is rewritten on --resume
+        check_output(stac, overwrite=overwrite or resume)
+        if Path(stac).resolve() in {p.resolve() for p in paths if p is not None}:
+            raise OutputError(f"--stac {stac} is also another output; give the STAC Item its "
+                              "own path, e.g. classes.json")
     in_parts = _predict_in_parts(checkpoint, [source], [paths], cluster, resume, options)
     if in_parts is not None:
-        return in_parts[0]
+        return _with_stac(in_parts[0], checkpoint, stac)
     torch_device = resolve_device(device)
     _check_outputs(source, paths, overwrite)
     precision = resolve_precision(precision, torch_device)
@@ -732,8 +748,18 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                                      probabilities is not None, bar)
             result = write_outputs(source, raster, config, cores,
                                    output_tags(source, settings, scene_size, halo), *paths,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, creation_options=creation_options)
     result.scenes, result.precision = len(scenes), settings.precision.value
+    return _with_stac(result, loaded, stac)
+
+
+def _with_stac(result: PredictedRaster, checkpoint: Checkpoint | str | os.PathLike,
+               stac: str | os.PathLike | None) -> PredictedRaster:
+    """Write the STAC Item of ``result`` when one is asked for."""
+    if stac is not None:
+        from glnet_geo.stac import write_prediction_item
+
+        result.stac = write_prediction_item(stac, result, checkpoint)
     return result
 
 
@@ -803,7 +829,8 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
                   probabilities: str | os.PathLike | None = None,
                   preview: str | os.PathLike | None = None,
                   polygons: str | os.PathLike | None = None, *,
-                  overwrite: bool = False) -> PredictedRaster:
+                  overwrite: bool = False,
+                  creation_options: Mapping[str, str] | None = None) -> PredictedRaster:
     """Write the outputs of one input from its scene cores, as they come.
 
     Each core goes through windowed writes into hidden tiled GeoTIFFs, which
@@ -822,6 +849,7 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
         preview: Path of the quick-look PNG, if wanted.
         polygons: Path of the polygons, if wanted.
         overwrite: Replace existing polygons.
+        creation_options: GDAL creation options of the class COG.
 
     Returns:
         The paths written (``scenes`` left at 0 for the caller).
@@ -830,7 +858,8 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig, cores: 
     result = PredictedRaster(input=source, classes=Path(classes))
     with ExitStack() as cleanup:
         writers: list[CogWriter] = [class_raster_writer(
-            classes, raster.dataset, config.class_names, config.class_colors, tags)]
+            classes, raster.dataset, config.class_names, config.class_colors, tags,
+            creation_options=creation_options)]
         if probabilities is not None:
             writers.append(probability_raster_writer(probabilities, raster.dataset,
                                                      config.class_names, tags))
@@ -915,9 +944,9 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
                     probabilities: str | os.PathLike | None = None,
                     preview: str | os.PathLike | None = None,
                     polygons: str | os.PathLike | None = None,
-                    polygon_suffix: str = ".gpkg", overwrite: bool = False,
-                    device: str = "auto", precision: Precision | str = Precision.AUTO,
-                    workers: int | None = None,
+                    polygon_suffix: str = ".gpkg", stac: str | os.PathLike | None = None,
+                    overwrite: bool = False, device: str = "auto",
+                    precision: Precision | str = Precision.AUTO, workers: int | None = None,
                     threads_per_worker: int | None = None, scheduler: str | None = None,
                     resume: bool = False, **options) -> list[PredictedRaster]:
     """Predict several rasters; ``output`` (and each optional path) is a directory.
@@ -935,6 +964,7 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         preview: Directory of the quick-look PNGs.
         polygons: Directory of the polygon files.
         polygon_suffix: File extension of the polygon files (the format).
+        stac: Directory of the STAC Items (``<stem>.json``).
         overwrite: Replace existing outputs.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
@@ -955,16 +985,23 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
         column = output_paths(inputs, directory, suffix) if directory else [None] * len(inputs)
         for plan, path in zip(plans, column, strict=True):
             plan.append(path)
-    for directory in (output, probabilities, preview, polygons):
+    items = output_paths(inputs, stac, ".json") if stac else [None] * len(inputs)
+    for directory in (output, probabilities, preview, polygons, stac):
         if directory is not None:
             _output_directory(directory)
     sources = [os.fspath(source) for source in inputs]
     cluster = dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
+    for item in items:
+        if item is not None:
+            check_output(item, overwrite=overwrite or resume)
     in_parts = _predict_in_parts(checkpoint, sources, plans, cluster, resume,
                                  {"device": device, "precision": precision,
                                   "overwrite": overwrite, **options})
-    if in_parts is not None:
+    if in_parts is not None and stac is None:
         return in_parts
+    if in_parts is not None:
+        return [_with_stac(result, checkpoint, item)
+                for result, item in zip(in_parts, items, strict=True)]
     for source, plan in zip(inputs, plans, strict=True):
         _check_outputs(os.fspath(source), plan, overwrite)
     torch_device = resolve_device(device)
@@ -972,5 +1009,5 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
     loaded = prepare_checkpoint(checkpoint, torch_device, precision)
     return [predict_raster(loaded, source, plan[0], probabilities=plan[1], preview=plan[2],
                            polygons=plan[3], overwrite=overwrite, device=device,
-                           precision=precision, **options)
-            for source, plan in zip(inputs, plans, strict=True)]
+                           precision=precision, stac=item, **options)
+            for source, plan, item in zip(inputs, plans, items, strict=True)]

@@ -2,10 +2,105 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from glnet_geo.errors import InputError
+
+if TYPE_CHECKING:
+    import rasterio
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    """How much of a class raster one class covers.
+
+    Attributes:
+        id: The class id (pixel value).
+        name: Its name (``class_<id>`` when the raster names none).
+        color: Its palette colour as ``#rrggbb``, or None without a palette.
+        pixels: Number of pixels.
+        area_m2: Their area in square metres (equal-area for geographic
+            rasters), or None for a raster without a CRS.
+
+    """
+
+    id: int
+    name: str
+    color: str | None
+    pixels: int
+    area_m2: float | None
+
+
+def is_class_raster(src: rasterio.DatasetReader) -> bool:
+    """Tell a class raster: one integer band with class names or a palette."""
+    from rasterio.enums import ColorInterp
+
+    from glnet_geo.io.writer import CLASS_NAMES_TAG
+
+    if src.count != 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+        return False
+    return (CLASS_NAMES_TAG in src.tags(1) or CLASS_NAMES_TAG in src.tags()
+            or src.colorinterp[0] is ColorInterp.palette)
+
+
+def class_counts(src: rasterio.DatasetReader) -> list[ClassCount]:
+    """Count the pixels and the area of each class, reading block by block.
+
+    Memory stays one block whatever the raster's size. Nodata and masked
+    pixels are left out; every named class is listed, present or not. Pixel
+    areas come from :class:`glnet_geo.vectorize.PixelAreas`, row by row (they
+    vary with latitude in geographic and Mercator CRSs).
+    """
+    import shapely
+
+    from glnet_geo.vectorize import PixelAreas, read_class_names
+
+    names = read_class_names(src)
+    try:
+        palette = src.colormap(1)
+    except ValueError:  # no colour table
+        palette = {}
+    areas = (PixelAreas(src.crs, src.transform, (src.width / 2, src.height / 2))
+             if src.crs is not None else None)
+    pixels: dict[int, int] = {}
+    square_metres: dict[int, float] = {}
+    row_areas: dict[int, float] = {}
+    for _, window in src.block_windows(1):
+        data = src.read(1, window=window, masked=True)
+        valid = ~np.ma.getmaskarray(data)
+        values = np.asarray(data)[valid].astype(np.int64)
+        if not values.size:
+            continue
+        if areas is not None:
+            rows = [window.row_off + r for r in range(window.height)]
+            missing = [r for r in rows if r not in row_areas]
+            if missing:
+                boxes = shapely.box(window.col_off, np.array(missing), window.col_off + 1,
+                                    np.array(missing) + 1)
+                row_areas.update(zip(missing, areas(boxes).tolist(), strict=True))
+            weights = np.broadcast_to(np.array([row_areas[r] for r in rows])[:, None],
+                                      valid.shape)[valid]
+        base = min(int(values.min()), 0)  # signed rasters may hold negative ids
+        count = np.bincount(values - base)
+        area = np.bincount(values - base, weights=weights) if areas is not None else None
+        for index in np.flatnonzero(count):
+            value = int(index) + base
+            pixels[value] = pixels.get(value, 0) + int(count[index])
+            if area is not None:
+                square_metres[value] = square_metres.get(value, 0.0) + float(area[index])
+    result = []
+    for value in sorted(set(pixels) | set(names)):
+        color = palette.get(value)
+        result.append(ClassCount(
+            id=value, name=names.get(value, f"class_{value}"),
+            color="#{:02x}{:02x}{:02x}".format(*color[:3]) if color else None,
+            pixels=pixels.get(value, 0),
+            area_m2=square_metres.get(value, 0.0) if areas is not None else None))
+    return result
 
 
 def describe_checkpoint(path: Path) -> dict[str, Any]:
@@ -53,7 +148,7 @@ def describe_raster(path: Path) -> dict[str, Any]:
     import rasterio
 
     with rasterio.open(path) as src:
-        return {
+        info = {
             "kind": f"raster ({src.driver})",
             "size": f"{src.width} x {src.height} px",
             "bands": src.count,
@@ -65,6 +160,10 @@ def describe_raster(path: Path) -> dict[str, Any]:
             "overviews": src.overviews(1),
             "block shape": src.block_shapes[0],
         }
+        if is_class_raster(src):
+            info["kind"] = f"class raster ({src.driver})"
+            info["classes"] = [asdict(c) for c in class_counts(src)]
+        return info
 
 
 def describe(path: Path) -> dict[str, Any]:

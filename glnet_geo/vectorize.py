@@ -31,6 +31,10 @@ largest region, never the raster's area):
    to the output, which is renamed (GeoPackage) or streamed through Arrow into
    the requested format, then renamed: nothing half-written is ever left under
    the final name.
+6. Styles (:mod:`glnet_geo.styles`): polygons categorised on ``class_name``
+   with the raster's palette colours, as the default ``layer_styles`` row of
+   a GeoPackage or as a QGIS ``.qml`` beside other formats. An output without
+   any feature gets one warning line.
 
 Connectivity: 4-connectivity by default (pixels that touch only at a corner
 are different regions; each region is a ``Polygon``). With 8-connectivity
@@ -77,6 +81,8 @@ if TYPE_CHECKING:
     from affine import Affine
     from rasterio.crs import CRS
     from rasterio.windows import Window
+
+    from glnet_geo.styles import ClassStyle
 
 log = logging.getLogger(__name__)
 
@@ -1075,12 +1081,64 @@ def vectorize_raster(mask_path: str | os.PathLike, output_path: str | os.PathLik
                         out.write(finish(regions))
                     if not out.count:
                         out.write(finish(_Regions()))  # an empty layer, with its fields
+                    styles = _class_styles(src, names, keep)
+                    if styles and fmt is VectorFormat.GPKG:
+                        from glnet_geo.styles import add_layer_style, polygon_qml
+
+                        add_layer_style(out.staging, out.layer, polygon_qml(styles))
                     out.publish(overwrite)
             finally:
                 if prob is not None:
                     prob.close()
-    log.info("wrote %d polygons to %s", out.count, output_path)
+    if styles and fmt is not VectorFormat.GPKG:
+        _write_polygon_qml(output_path, styles)
+    if out.count:
+        log.info("wrote %d polygons to %s", out.count, output_path)
+    else:
+        log.warning("wrote no feature to %s: %s has no %s pixel; check --classes and the "
+                    "raster's values", output_path, mask_path.name,
+                    "valid" if keep is None else f"class {','.join(map(str, keep))}")
     return output_path
+
+
+def _class_styles(src: rasterio.io.DatasetReader, names: dict[int, str],
+                  keep: Sequence[int] | None) -> list[ClassStyle]:
+    """Return the named classes (those kept) with the raster's palette colours.
+
+    Classes missing from the palette (or a raster without one) take colours
+    of matplotlib's ``tab20``.
+    """
+    from matplotlib import colormaps
+
+    from glnet_geo.styles import ClassStyle
+
+    try:
+        table = src.colormap(1)
+    except ValueError:  # no colour table
+        table = {}
+    fallback = colormaps["tab20"]
+    styles = []
+    for value in sorted(names):
+        if keep is not None and value not in keep:
+            continue
+        color = table.get(value)
+        if color is None or (len(color) > 3 and color[3] == 0):
+            color = tuple(int(round(255 * c)) for c in fallback(value % 20)[:3])
+        styles.append(ClassStyle(value, names[value], tuple(int(c) for c in color[:3])))
+    return styles
+
+
+def _write_polygon_qml(output_path: Path, styles: Sequence[ClassStyle]) -> None:
+    """Write the polygons' QGIS style beside them, unless a raster's style is there."""
+    from glnet_geo.styles import polygon_qml, qml_path, write_text
+
+    path = qml_path(output_path)
+    if path.exists() and "<rasterrenderer" in path.read_text(encoding="utf-8",
+                                                             errors="replace"):
+        log.warning("%s styles the class raster of the same base name; the polygons' style "
+                    "is not written (name the polygons differently to get one)", path)
+        return
+    write_text(path, polygon_qml(styles))
 
 
 def _connectivity(value: int | Connectivity) -> Connectivity:

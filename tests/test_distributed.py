@@ -79,7 +79,8 @@ def test_a_folder_of_rasters_on_workers(cluster, make_checkpoint, make_raster, t
     assert [r.classes.name for r in dask] == ["a.tif", "b.tif", "c.tif"]
     for s, d in zip(single, dask, strict=True):
         assert np.array_equal(read(d.classes, 1), read(s.classes, 1))
-    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == ["a.tif", "b.tif", "c.tif"]
+    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == [
+        f"{stem}{suffix}" for stem in "abc" for suffix in (".qml", ".tif", ".tif.aux.xml")]
 
 
 def test_a_failed_scene_is_named_and_the_others_are_kept_then_resumed(
@@ -95,7 +96,8 @@ def test_a_failed_scene_is_named_and_the_others_are_kept_then_resumed(
     message = str(failure.value)
     assert "scene 4 of 4 of input" in message and "broken.tif" in message
     assert "--resume" in message and "\n" not in message
-    assert sorted(p.name for p in out.iterdir()) == [".broken.tif.parts", "good.tif"]
+    assert sorted(p.name for p in out.iterdir() if p.suffix not in (".qml", ".xml")) == [
+        ".broken.tif.parts", "good.tif"]
     store = parts_directory(out / "broken.tif")
     kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in store.glob("scene-*.tif")}
     assert len(kept) == 3
@@ -215,3 +217,21 @@ def test_a_worker_killed_mid_run_costs_nothing_but_time(cluster, make_checkpoint
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dask.tif", "scene.tif",
                                                          "single.tif"]
     cluster.wait_for_workers(2, timeout=60)  # the nanny restarted it, for the next tests
+
+
+def test_dask_logs_follow_glnet_geo_debug_and_are_restored():
+    import logging
+
+    from glnet_geo.distributed import dask_log_level, dask_logs
+
+    package, dask = logging.getLogger("glnet_geo"), logging.getLogger("distributed")
+    before = dask.level
+    assert dask_log_level() == logging.WARNING
+    package.setLevel(logging.DEBUG)
+    try:
+        assert dask_log_level() == logging.INFO
+    finally:
+        package.setLevel(logging.NOTSET)
+    with dask_logs(logging.ERROR):
+        assert dask.level == logging.ERROR
+    assert dask.level == before

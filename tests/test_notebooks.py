@@ -2,7 +2,9 @@
 
 Each notebook runs in its own temporary folder with a kernel on this
 interpreter (a kernel spec written for the test, so the venv's packages are
-the ones imported whatever Jupyter kernels the machine has).
+the ones imported whatever Jupyter kernels the machine has). They are stored
+with their outputs (``notebooks/execute.py`` writes them), so that browsing
+the repository shows the plots.
 """
 
 from __future__ import annotations
@@ -32,15 +34,23 @@ def kernel(tmp_path, monkeypatch):
     return KERNEL
 
 
-def test_there_are_two_notebooks_committed_without_outputs():
+def test_there_are_two_notebooks_stored_with_their_outputs():
     assert [p.name for p in NOTEBOOKS] == ["01_predict_and_export.ipynb",
                                             "02_train_on_your_tiles.ipynb"]
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)
-        for cell in notebook.cells:
-            if cell.cell_type == "code":
-                assert not cell.outputs and cell.execution_count is None, path.name
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        # executed top to bottom in one run
+        assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+        outputs = [o for cell in code for o in cell.outputs]
+        assert not [o for o in outputs if o.output_type == "error"], path.name
+        assert not [o for o in outputs if o.get("name") == "stderr"], path.name
+        figures = [o for o in outputs if {"image/png", "image/jpeg"} & set(o.get("data", {}))]
+        assert len(figures) >= 3, f"{path.name}: the plots are stored"
+        text = path.read_text()
+        for local in ("/tmp/", "/home/", "/root/", "site-packages"):
+            assert local not in text, f"{path.name} names a local path ({local})"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -90,7 +90,7 @@ def blobs(height: int, width: int, classes: int, cell: int, seed: int) -> np.nda
 
 
 def read(path: Path) -> gpd.GeoDataFrame:
-    return pyogrio.read_dataframe(path)
+    return pyogrio.read_dataframe(path, layer=path.stem)
 
 
 def assert_matches_pixels(frame: gpd.GeoDataFrame, data: np.ndarray, valid: np.ndarray,
@@ -344,12 +344,68 @@ def test_confidence_is_the_mean_class_probability(tmp_path):
     assert frame.confidence.tolist() == pytest.approx([200 / 255, 175 / 255])
 
 
-def test_nothing_to_write_gives_an_empty_layer(tmp_path):
+def test_nothing_to_write_gives_an_empty_layer_and_one_warning(tmp_path, caplog):
     mask = write_mask(tmp_path / "z.tif", np.zeros((8, 8), np.uint8))
     out = vectorize_raster(mask, tmp_path / "z.gpkg", classes=[7])
-    info = pyogrio.read_info(out)
+    info = pyogrio.read_info(out, layer="z")
     assert info["features"] == 0
     assert list(info["fields"]) == ["class_id", "class_name", "area_m2"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["wrote no feature to " + str(out) + ": z.tif has no class 7 pixel; "
+                        "check --classes and the raster's values"]
+
+
+# --------------------------------------------------------------------------- styles
+
+def palette_mask(path: Path) -> Path:
+    """Classes 0..2 with names and a colour table (as predict writes them)."""
+    data = blobs(16, 16, classes=3, cell=4, seed=3)
+    write_mask(path, data, band_tags={"class_names": '["bare", "crop", "water"]'})
+    with rasterio.open(path, "r+") as dst:
+        dst.write_colormap(1, {0: (200, 200, 200, 255), 1: (250, 200, 0, 255),
+                               2: (0, 0, 255, 255)})
+    return path
+
+
+def categories_of(qml: str) -> list[tuple[str, str]]:
+    """(class name, fill colour) of each category of a QGIS categorised style."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(qml)
+    assert root.find("renderer-v2").get("attr") == "class_name"
+    colors = {s.get("name"): s.find(".//Option[@name='color']").get("value")
+              for s in root.iter("symbol")}
+    return [(c.get("value"), colors[c.get("symbol")]) for c in root.iter("category")]
+
+
+def test_geopackage_gets_a_default_layer_style(tmp_path):
+    mask = palette_mask(tmp_path / "m.tif")
+    out = vectorize_raster(mask, tmp_path / "landcover.gpkg", classes=[1, 2])
+    assert [name for name, _ in pyogrio.list_layers(out)] == ["landcover", "layer_styles"]
+    styles = pyogrio.read_dataframe(out, layer="layer_styles")
+    assert len(styles) == 1
+    row = styles.iloc[0]
+    assert (row.f_table_name, row.f_geometry_column, bool(row.useAsDefault)) == (
+        "landcover", pyogrio.read_info(out, layer="landcover")["geometry_name"], True)
+    assert categories_of(row.styleQML) == [("crop", "250,200,0,255"), ("water", "0,0,255,255")]
+    assert not (tmp_path / "landcover.qml").exists()
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".shp", ".fgb", ".parquet"])
+def test_other_formats_get_a_qml_beside_them(tmp_path, suffix):
+    mask = palette_mask(tmp_path / "m.tif")
+    vectorize_raster(mask, tmp_path / f"landcover{suffix}")
+    qml = (tmp_path / "landcover.qml").read_text()
+    assert categories_of(qml) == [("bare", "200,200,200,255"), ("crop", "250,200,0,255"),
+                                  ("water", "0,0,255,255")]
+
+
+def test_raster_style_of_the_same_name_is_kept(tmp_path, caplog):
+    mask = palette_mask(tmp_path / "classes.tif")
+    (tmp_path / "classes.qml").write_text("<qgis><pipe><rasterrenderer/></pipe></qgis>")
+    vectorize_raster(mask, tmp_path / "classes.geojson")
+    assert "rasterrenderer" in (tmp_path / "classes.qml").read_text()
+    assert "styles the class raster of the same base name" in caplog.text
 
 
 # --------------------------------------------------------------------------- formats

@@ -433,6 +433,13 @@ class CustomDataset:
                              f"{self.classes.names}; fix the labels or the classes")
         return image, label.astype(np.uint8), valid
 
+    @property
+    def tile_shapes(self) -> list[tuple[int, int]]:
+        """Width and height in pixels of each tile where imagery and labels overlap."""
+        xres, yres = self.joined.res
+        return [(round((b[2] - b[0]) / xres), round((b[3] - b[1]) / yres))
+                for b in (g.bounds for g in self.joined.index.geometry)]
+
     def random_sampler(self, scene_size: int, length: int | None = None) -> RandomGeoSampler:
         """Torchgeo's random sampler of training scenes of ``scene_size`` pixels.
 

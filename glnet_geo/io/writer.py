@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
-from glnet_geo.errors import OutputError, OutputExistsError
+from glnet_geo.errors import InputError, OutputError, OutputExistsError
 from glnet_geo.io.staging import Staging
 
 #: Nodata value of the class raster: input nodata, masked or outside pixels.
@@ -186,6 +188,12 @@ class CogWriter:
         band_tags: Metadata per band (1-based band index -> tags).
         band_descriptions: One description per band.
         overview_resampling: Resampling of the COG's overviews.
+        scales: One scale per band (physical value = pixel * scale).
+        sidecars: Text files published with the COG (path -> content), e.g.
+            its QGIS style; each is written under a hidden name and renamed
+            right after the COG.
+        creation_options: GDAL creation options of the COG driver, over
+            ours (see :func:`check_creation_options`).
 
     """
 
@@ -196,7 +204,10 @@ class CogWriter:
                  tags: dict[str, str] | None = None,
                  band_tags: dict[int, dict[str, str]] | None = None,
                  band_descriptions: Sequence[str] | None = None,
-                 overview_resampling: str = "nearest") -> None:
+                 overview_resampling: str = "nearest",
+                 scales: Sequence[float] | None = None,
+                 sidecars: dict[Path, str] | None = None,
+                 creation_options: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
         self.profile: dict[str, Any] = {
             "driver": "GTiff", "crs": crs, "transform": transform, "width": width,
@@ -210,6 +221,9 @@ class CogWriter:
         self.band_tags = band_tags or {}
         self.band_descriptions = list(band_descriptions or [])
         self.overview_resampling = overview_resampling
+        self.scales = list(scales) if scales is not None else None
+        self.sidecars = dict(sidecars or {})
+        self.creation_options = {k.upper(): str(v) for k, v in (creation_options or {}).items()}
         self._staging: Staging | None = None
         self._partial: Path | None = None
         self._cog: Path | None = None
@@ -252,6 +266,8 @@ class CogWriter:
             dataset.update_tags(band, **tags)
         for band, description in enumerate(self.band_descriptions, start=1):
             dataset.set_band_description(band, description)
+        if self.scales is not None:
+            dataset.scales = self.scales
 
     def write(self, array: np.ndarray, window: Window, mask: np.ndarray | None = None) -> None:
         """Write ``array`` ((count, h, w) or (h, w)) into ``window``.
@@ -288,10 +304,12 @@ class CogWriter:
         dataset, self._dataset = self._dataset, None
         with writing(self.path):
             dataset.close()
+        options = {"BLOCKSIZE": str(BLOCK_SIZE), "COMPRESS": "DEFLATE", "BIGTIFF": "IF_SAFER",
+                   "NUM_THREADS": "ALL_CPUS",
+                   "OVERVIEW_RESAMPLING": self.overview_resampling.upper(),
+                   **self.creation_options}
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), writing(self.path):
-            rasterio.shutil.copy(self._partial, self._cog, driver="COG", BLOCKSIZE=BLOCK_SIZE,
-                                 COMPRESS="DEFLATE", BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
-                                 OVERVIEW_RESAMPLING=self.overview_resampling.upper())
+            rasterio.shutil.copy(self._partial, self._cog, driver="COG", **options)
         self._partial.unlink(missing_ok=True)
         valid, errors, _ = cog_validate(self._cog, quiet=True)
         if not valid:
@@ -300,6 +318,8 @@ class CogWriter:
 
     def publish(self, overwrite: bool = True) -> Path:
         """Move the finished COG to its final name (atomic) and return that path.
+
+        The sidecar files follow, each written whole under a hidden name first.
 
         Args:
             overwrite: Whether a file that now exists under the final name
@@ -312,7 +332,11 @@ class CogWriter:
                 exists (another run wrote it while this one was running).
 
         """
+        from glnet_geo.styles import write_text
+
         publish_file(self._cog, self.path, overwrite)
+        for sidecar, text in self.sidecars.items():
+            write_text(sidecar, text)
         self._published = True
         if self._staging is not None:
             self._staging.close()
@@ -362,6 +386,69 @@ def publish_file(temporary: Path, final: Path, overwrite: bool) -> None:
     temporary.unlink()
 
 
+class _GDALMessages(logging.Handler):
+    """Collects the warnings GDAL reports through rasterio's logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        self.messages.append(record.getMessage().split(" in ", 1)[-1])
+
+
+def check_creation_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Check GDAL creation options for the class COG, as GDAL's COG driver checks them.
+
+    A tiny raster is converted in memory with ``options``; any option GDAL
+    reports as unknown or any value it rejects is an error, before any work.
+
+    Args:
+        options: Option name -> value (``--co NAME=VALUE``), e.g.
+            ``{"COMPRESS": "ZSTD", "LEVEL": "9"}``.
+
+    Returns:
+        The options with upper-case names.
+
+    Raises:
+        InputError: An option the COG driver does not have, or a value it
+            rejects.
+
+    """
+    from rasterio.io import MemoryFile
+
+    options = {str(k).upper(): str(v) for k, v in options.items()}
+    if not options:
+        return options
+    logger = logging.getLogger("rasterio._env")
+    collect, propagate = _GDALMessages(), logger.propagate
+    logger.addHandler(collect)
+    logger.propagate = False
+    target = f"/vsimem/.glnet-co-check-{uuid.uuid4().hex}.tif"
+    failure = None
+    try:
+        with MemoryFile() as memory:
+            with memory.open(driver="GTiff", width=16, height=16, count=1, dtype="uint8",
+                             crs="EPSG:3857", transform=Affine(1, 0, 0, 0, -1, 16)) as src:
+                src.write(np.zeros((1, 16, 16), np.uint8))
+                src.write_colormap(1, {0: (0, 0, 0, 255)})
+            try:
+                rasterio.shutil.copy(memory.name, target, driver="COG", **options)
+            except rasterio.errors.RasterioError as exc:
+                failure = str(exc)
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
+        if rasterio.shutil.exists(target):
+            rasterio.shutil.delete(target)
+    problem = failure or next(iter(collect.messages), None)
+    if problem is not None:
+        given = " ".join(f"--co {k}={v}" for k, v in options.items())
+        raise InputError(f"{given}: {problem.rstrip('.')}; see the creation options of GDAL's "
+                         "COG driver (https://gdal.org/en/stable/drivers/raster/cog.html)")
+    return options
+
+
 def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, int, int]]:
     """Build a GDAL colour table: one opaque colour per class, nodata transparent."""
     table = {i: (int(r), int(g), int(b), 255) for i, (r, g, b) in enumerate(class_colors)}
@@ -371,19 +458,35 @@ def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, 
 
 def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
                         class_names: Sequence[str], class_colors: Sequence[Sequence[int]],
-                        tags: dict[str, str] | None = None) -> CogWriter:
+                        tags: dict[str, str] | None = None,
+                        creation_options: Mapping[str, str] | None = None) -> CogWriter:
     """Create the writer of the uint8 class raster on the grid of ``like``.
 
     Band 1 carries the checkpoint's palette, the description ``class`` and the
     tag ``class_names`` (a JSON list, index = class id) plus one tag
-    ``class_<id>`` per class; nodata is 255; overviews use ``mode``.
+    ``class_<id>`` per class; nodata is 255; overviews use ``mode``. Published
+    with it: a QGIS style ``<stem>.qml`` (paletted, class names as labels) and
+    GDAL's ``<name>.aux.xml`` with the category names and a raster attribute
+    table (:mod:`glnet_geo.styles`). ``creation_options`` (checked with
+    :func:`check_creation_options`) override the COG driver's settings.
     """
+    from glnet_geo.styles import (
+        aux_xml_path,
+        class_styles,
+        pam_categories,
+        qml_path,
+        raster_qml,
+    )
+
+    styles = class_styles(class_names, class_colors)
+    sidecars = {qml_path(path): raster_qml(styles), aux_xml_path(path): pam_categories(styles)}
     band_tags = {CLASS_NAMES_TAG: json.dumps(list(class_names))}
     band_tags.update({f"class_{i}": name for i, name in enumerate(class_names)})
     return CogWriter(path, crs=like.crs, transform=like.transform, width=like.width,
                      height=like.height, count=1, dtype="uint8", nodata=CLASS_NODATA,
                      colormap=palette(class_colors), tags=tags, band_tags={1: band_tags},
-                     band_descriptions=["class"], overview_resampling="mode")
+                     band_descriptions=["class"], overview_resampling="mode",
+                     sidecars=sidecars, creation_options=creation_options)
 
 
 def probability_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
@@ -392,13 +495,15 @@ def probability_raster_writer(path: str | os.PathLike, like: rasterio.DatasetRea
     """Create the writer of the per-class confidence raster on the grid of ``like``.
 
     One uint8 band per class holds ``round(255 * p)``; bands are described by
-    their class names. Masked pixels are 0 and flagged by an internal mask
-    (no nodata value, since every byte is a valid probability); overviews
-    use ``average``.
+    their class names and scaled by 1/255 (so GDAL and QGIS show
+    probabilities). Masked pixels are 0 and flagged by an internal mask (no
+    nodata value, since every byte is a valid probability); overviews use
+    ``average``.
     """
     scale = {"scale": "probability = value / 255"}
     return CogWriter(path, crs=like.crs, transform=like.transform, width=like.width,
                      height=like.height, count=len(class_names), dtype="uint8",
                      internal_mask=True, tags={**(tags or {}), **scale},
                      band_tags={i + 1: {"class_id": str(i)} for i in range(len(class_names))},
-                     band_descriptions=list(class_names), overview_resampling="average")
+                     band_descriptions=list(class_names), overview_resampling="average",
+                     scales=[1 / 255] * len(class_names))

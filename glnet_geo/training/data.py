@@ -48,6 +48,32 @@ PRESET_SCENE_SIZE = {DatasetKind.DEEPGLOBE: 2448, DatasetKind.INRIA: 5000}
 PRESET_IMAGERY = {DatasetKind.DEEPGLOBE: DEEPGLOBE_IMAGERY, DatasetKind.INRIA: INRIA_IMAGERY}
 
 
+#: Scene side of custom data when tiles are at least this large (a DeepGlobe image's).
+DEFAULT_SCENE_SIZE = 2448
+
+
+def custom_scene_size(dataset: CustomDataset, scene_size: int | None) -> int:
+    """Return the scene side for custom data: ``scene_size``, or chosen from the tiles.
+
+    Without an explicit size, scenes are :data:`DEFAULT_SCENE_SIZE` px; when
+    tiles are smaller than that (e.g. SpaceNet's 900 px chips), each tile is
+    trained as one whole scene, as DeepGlobe images are: the scene side is the
+    smallest tile side (tiles larger than it give random crops of that side).
+    One warning line says so.
+    """
+    if scene_size is not None:
+        return int(scene_size)
+    shapes = dataset.tile_shapes
+    side = min(min(shape) for shape in shapes)
+    if side >= DEFAULT_SCENE_SIZE:
+        return DEFAULT_SCENE_SIZE
+    log.warning("the image tiles are smaller than the default scene (%d px; smallest tile %d x "
+                "%d px): each tile is trained as one whole scene of %d px, as DeepGlobe images "
+                "are; --scene-size PX overrides", DEFAULT_SCENE_SIZE,
+                *min(shapes, key=min), side)
+    return side
+
+
 @dataclass
 class DataSettings:
     """Where the data is and how it is split.
@@ -64,7 +90,9 @@ class DataSettings:
         val_labels: Its labels.
         paper_split: DeepGlobe: the paper's 454 / 207 / 142 ids.
         inria_rule: Inria: split by city or the paper's random split.
-        scene_size: Custom: side of the training scenes in pixels.
+        scene_size: Custom: side of the training scenes in pixels (None:
+            :data:`DEFAULT_SCENE_SIZE`, or the tiles' when they are smaller;
+            see :func:`custom_scene_size`).
         samples_per_epoch: Custom: random scenes per epoch (default: about
             the number of non-overlapping scenes in the imagery).
 
@@ -81,7 +109,7 @@ class DataSettings:
     val_labels: list[str] = field(default_factory=list)
     paper_split: bool = False
     inria_rule: InriaSplitRule = InriaSplitRule.CITY
-    scene_size: int = 2448
+    scene_size: int | None = None
     samples_per_epoch: int | None = None
 
     def __post_init__(self) -> None:
@@ -172,16 +200,17 @@ def open_training_data(settings: DataSettings, global_size: int, patch_size: int
     dataset = CustomDataset(settings.images, settings.labels, settings.label_field,
                             settings.classes or classes, settings.layer)
     normalization = image_normalization(dataset.image_files)
-    sampler = dataset.random_sampler(settings.scene_size, settings.samples_per_epoch)
+    scene_size = custom_scene_size(dataset, settings.scene_size)
+    sampler = dataset.random_sampler(scene_size, settings.samples_per_epoch)
     train = RandomScenes(dataset, views(normalization, True))
     val = None
     if settings.val_images:
         held_out = CustomDataset(settings.val_images, settings.val_labels,
                                  settings.label_field, dataset.classes, settings.layer)
-        val = CustomScenes(held_out, held_out.grid_scenes(settings.scene_size),
+        val = CustomScenes(held_out, held_out.grid_scenes(scene_size),
                            views(normalization, False))
     return TrainingData(train, sampler, val, dataset.classes, dataset.in_channels,
-                        normalization, settings.scene_size, profile_rasters(dataset.image_files))
+                        normalization, scene_size, profile_rasters(dataset.image_files))
 
 
 def open_evaluation_data(settings: DataSettings, config: ModelConfig,

@@ -9,6 +9,9 @@ directory next to the output::
     model.run/<stage>.pt               the model at the end of each stage but the last
                                        (a glnet-geo checkpoint, for --init)
     model.run/logs/<stage>/version_N/  CSV and TensorBoard logs
+    model.run/run.yaml                 the whole run configuration (data, classes, every
+                                       option, seed, versions), also in the checkpoint;
+                                       ``glnet-geo train --config`` repeats the run
 
 The final output is the self-describing checkpoint
 (:func:`glnet_geo.checkpoint.save_checkpoint`) at the last stage reached.
@@ -42,11 +45,14 @@ from glnet_geo.models import GLNet
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.data import DataSettings, GLNetDataModule, TrainingData, open_training_data
 from glnet_geo.training.module import GLNetModule, LossSettings
+from glnet_geo.training.progress import TextProgress, is_terminal
 
 log = logging.getLogger(__name__)
 
 #: Name of each stage's resumable Lightning checkpoint (``<run dir>/<stage>/last.ckpt``).
 LAST = "last"
+#: The run's configuration in the run directory (:mod:`glnet_geo.training.run_config`).
+RUN_FILE = "run.yaml"
 
 #: Epochs of each stage in the official code (its training scripts): the default schedule.
 OFFICIAL_EPOCHS = {Stage.GLOBAL: 120, Stage.GLOBAL_TO_LOCAL: 50, Stage.LOCAL_TO_GLOBAL: 120}
@@ -102,7 +108,8 @@ class TrainSettings:
         log_every: Log the loss every this many steps.
         augment: Random flips and 90-degree rotations of training scenes.
         losses: Losses and learning rates.
-        progress: Show Lightning's progress bar.
+        progress: Report progress: Lightning's progress bar on a terminal,
+            plain lines elsewhere (:mod:`glnet_geo.training.progress`).
         coarse_to_fine: Train stages 2 and 3 on the patches around the
             labels' foreground only (class 0 is the background); the
             checkpoint then predicts coarse-to-fine.
@@ -217,9 +224,22 @@ def _precision(settings: TrainSettings) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
+def next_log_version(stage_logs: Path) -> int:
+    """Return the first ``version_<N>`` not yet in a stage's log folder."""
+    taken = {int(p.name.split("_", 1)[1]) for p in stage_logs.glob("version_*")
+             if p.name.split("_", 1)[1].isdigit()}
+    return next(n for n in range(len(taken) + 1) if n not in taken)
+
+
 def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
-                  validate: bool = True) -> L.Trainer:
-    """Build the Lightning ``Trainer`` of one stage: checkpoints, logs, devices, precision."""
+                  validate: bool = True, position: int = 1, total: int = 1) -> L.Trainer:
+    """Build the Lightning ``Trainer`` of one stage: checkpoints, logs, devices, precision.
+
+    With ``settings.progress``, the stage shows Lightning's progress bar on a
+    terminal and, elsewhere (a pipe, a log file), plain lines
+    (:class:`~glnet_geo.training.progress.TextProgress`; ``position`` of
+    ``total`` stages names it in its heading).
+    """
     # Expected here, not worth a user's attention: manual optimization steps once per batch
     # (the checkpoint after a step is the state to resume from), frozen branches stay in
     # eval mode on purpose, short runs log less often than log_every.
@@ -231,21 +251,29 @@ def build_trainer(settings: TrainSettings, run_dir: Path, stage: Stage,
     checkpoints = ModelCheckpoint(dirpath=stage_dir, filename=LAST, save_top_k=1,
                                   every_n_train_steps=settings.checkpoint_every,
                                   save_on_exception=True, enable_version_counter=False)
-    loggers = [CSVLogger(run_dir / "logs", name=stage.value),
-               TensorBoardLogger(run_dir / "logs", name=stage.value, default_hp_metric=False)]
+    # Both loggers in one folder, logs/<stage>/version_<N>: each logger alone would pick the
+    # next free version, the second one seeing the first's folder.
+    version = next_log_version(run_dir / "logs" / stage.value)
+    loggers = [CSVLogger(run_dir / "logs", name=stage.value, version=version),
+               TensorBoardLogger(run_dir / "logs", name=stage.value, version=version,
+                                 default_hp_metric=False)]
     strategy = settings.strategy
     if strategy == "ddp":
         # Each stage leaves some parameters of the parts it trains without a gradient (the
         # plain or the doubled FPN layers, the aggregation in stage 1): DDP must expect it.
         strategy = "ddp_find_unused_parameters_true"
+    bar = settings.progress and is_terminal()
+    callbacks: list[L.Callback] = [checkpoints]
+    if settings.progress and not bar:
+        callbacks.append(TextProgress(stage, position, total, every=settings.log_every))
     return L.Trainer(
         default_root_dir=run_dir, accelerator=settings.accelerator, devices=settings.devices,
         num_nodes=settings.num_nodes, strategy=strategy,
         precision=_precision(settings), max_epochs=stage_epochs(settings, stage),
         max_steps=-1 if settings.max_steps is None else settings.max_steps,
-        callbacks=[checkpoints], logger=loggers, log_every_n_steps=settings.log_every,
+        callbacks=callbacks, logger=loggers, log_every_n_steps=settings.log_every,
         num_sanity_val_steps=0, limit_val_batches=None if validate else 0,
-        enable_progress_bar=settings.progress, enable_model_summary=False,
+        enable_progress_bar=bar, enable_model_summary=False,
         deterministic=False)
 
 
@@ -405,11 +433,13 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
     data = open_training_data(data_settings, sizes.global_size, sizes.patch_size,
                               sizes.min_overlap, augment=settings.augment)
     config, model = _starting_point(settings, data, init, resume)
+    record = _save_run(data_settings, settings, output, data, run_dir)
     datamodule = GLNetDataModule(data, settings.batch_size, settings.num_workers)
-    for stage in stages:
+    for position, stage in enumerate(stages, start=1):
         module = GLNetModule(config, stage, settings.losses, model=model,
                              coarse_to_fine=settings.coarse_to_fine)
-        trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None)
+        trainer = build_trainer(settings, run_dir, stage, validate=data.val is not None,
+                                position=position, total=len(stages))
         ckpt_path = settings.resume if stage is resume_stage else None
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path,
@@ -424,5 +454,21 @@ def train(data_settings: DataSettings, settings: TrainSettings, output: str | os
                 settings.coarse_to_fine and stage is not Stage.GLOBAL))
             final = stage is stages[-1]
             save_checkpoint(output if final else run_dir / f"{stage.value}.pt", model, reached,
-                            overwrite=overwrite or not final)
+                            overwrite=overwrite or not final, run=record)
     return output
+
+
+def _save_run(data_settings: DataSettings, settings: TrainSettings, output: Path,
+              data: TrainingData, run_dir: Path) -> dict:
+    """Write ``run.yaml`` into the run directory (first process only); return its mapping."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from glnet_geo.training.run_config import RunConfig
+
+    run = RunConfig(data_settings, settings, os.fspath(output))
+    classes = {"names": list(data.classes.names), "colors": [list(c) for c in data.classes.colors],
+               "ignore_index": data.classes.ignore_index, "scene_size": data.scene_size}
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run.save(run_dir / RUN_FILE, classes)
+    return run.record(classes)

@@ -2,9 +2,11 @@ import json
 import signal
 
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 from click.testing import CliRunner
+from gdal_api import categories
 from rio_cogeo.cogeo import cog_validate
 
 import glnet_geo.inference
@@ -37,18 +39,28 @@ def test_predict_writes_classes_probabilities_preview_and_polygons(make_checkpoi
     out.mkdir()
     result = run(make_checkpoint(), raster, "-o", out / "classes.tif", "--probabilities",
                  out / "probs.tif", "--preview", out / "preview.png", "--polygons",
-                 out / "classes.gpkg", "--no-progress")
+                 out / "classes.gpkg", "--stac", out / "classes.json", "--no-progress")
     assert result.exit_code == 0, result.output
-    assert "classes.tif" in result.output
+    assert "classes.tif" in result.output and "classes.json" in result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "classes.gpkg", "classes.tif", "preview.png", "probs.tif"]
+        "classes.gpkg", "classes.json", "classes.qml", "classes.tif", "classes.tif.aux.xml",
+        "preview.png", "probs.tif"]
+    assert set(json.loads((out / "classes.json").read_text())["assets"]) == {
+        "classes", "classes_style", "probabilities", "polygons", "preview"}
     assert cog_validate(out / "classes.tif", quiet=True)[0]
     assert cog_validate(out / "probs.tif", quiet=True)[0]
     with rasterio.open(out / "classes.tif") as src:
         classes = src.read(1)
+    assert categories(out / "classes.tif")[0] == ["water", "forest", "urban"]
+    with rasterio.open(out / "probs.tif") as src:
+        assert src.descriptions == ("water", "forest", "urban")
+        assert src.scales == (1 / 255,) * 3
+    styles = pyogrio.read_dataframe(out / "classes.gpkg", layer="layer_styles")
+    assert styles.f_table_name.tolist() == ["classes"] and styles.useAsDefault.all()
+    assert 'attr="class_name"' in styles.styleQML.iloc[0]
     import geopandas as gpd
 
-    polygons = gpd.read_file(out / "classes.gpkg")
+    polygons = gpd.read_file(out / "classes.gpkg", layer="classes")
     assert set(polygons["class_name"]) <= {"water", "forest", "urban"}
     assert set(polygons["class_id"]) == set(np.unique(classes[classes != 255]).tolist())
     assert "confidence" in polygons.columns
@@ -59,8 +71,8 @@ def test_several_inputs_go_to_a_directory(make_checkpoint, make_raster, tmp_path
     b = make_raster("south.tif", 50, 40, seed=2)
     result = run(make_checkpoint(), a, b, "-o", tmp_path / "classes", "--mode", "global")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "classes").iterdir()) == ["north.tif",
-                                                                       "south.tif"]
+    rasters = sorted(p.name for p in (tmp_path / "classes").iterdir() if p.suffix == ".tif")
+    assert rasters == ["north.tif", "south.tif"]
 
 
 def test_bands_option_picks_bands_of_a_four_band_raster(make_checkpoint, make_raster, tmp_path):
@@ -174,7 +186,7 @@ def test_a_quoted_glob_is_expanded(make_checkpoint, make_raster, tmp_path):
     result = run(make_checkpoint(), tmp_path / "*.tif", "-o", out, "--mode", "global",
                  "--no-progress")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif"]
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".tif") == ["a.tif", "b.tif"]
 
 
 def test_a_glob_that_matches_nothing(make_checkpoint, tmp_path):
@@ -410,3 +422,33 @@ def test_nodata_masks_an_untagged_collar(make_checkpoint, make_raster, tmp_path)
             classes = src.read(1)
         assert (classes[:, :10] == 255).all() == masked
         assert (classes[:, 10:] != 255).all()
+
+
+def test_creation_options_reach_the_class_cog_and_bidx_picks_bands(make_checkpoint, make_raster,
+                                                                   tmp_path):
+    raster = make_raster(count=4, height=50, width=60)
+    out = tmp_path / "a.tif"
+    result = run(make_checkpoint(), raster, "-o", out, "--mode", "global", "--bidx", "3,2,1",
+                 "--co", "COMPRESS=LZW", "--co", "blocksize=256", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert cog_validate(out, quiet=True)[0]
+    with rasterio.open(out) as dst:
+        assert dst.compression.name == "lzw" and dst.block_shapes[0] == (256, 256)
+    short = run(make_checkpoint(), raster, "-o", tmp_path / "b.tif", "--mode", "global",
+                "-b", "3,2,1", "--no-progress")
+    assert short.exit_code == 0, short.output
+    with rasterio.open(out) as a, rasterio.open(tmp_path / "b.tif") as b:
+        assert np.array_equal(a.read(1), b.read(1))
+
+
+@pytest.mark.parametrize(("option", "words"), [
+    ("FOO=1", ["--co FOO=1", "does not support creation option FOO", "gdal.org"]),
+    ("COMPRESS=ZZZ", ["--co COMPRESS=ZZZ", "unexpected value", "COMPRESS"]),
+    ("COMPRESS", ["--co 'COMPRESS' is not NAME=VALUE", "--co COMPRESS=ZSTD"]),
+])
+def test_bad_creation_options_are_one_line_before_any_work(make_checkpoint, make_raster,
+                                                          tmp_path, option, words):
+    raster = make_raster(height=50, width=60)
+    result = run(make_checkpoint(), raster, "-o", tmp_path / "a.tif", "--co", option)
+    assert_one_line_error(result, *words)
+    assert nothing_left(tmp_path, "a.tif")

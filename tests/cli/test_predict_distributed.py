@@ -1,3 +1,4 @@
+import logging
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ def classes(path):
         return src.read(1)
 
 
-def test_workers_2_give_the_single_process_classes(make_checkpoint, make_raster, tmp_path):
+def test_workers_2_give_the_single_process_classes(make_checkpoint, make_raster, tmp_path,
+                                                   caplog):
     raster = make_raster("ortho.tif", SIDE, SIDE)  # 2 x 2 scenes
     checkpoint = make_checkpoint()
     # global mode keeps this fast; tests/test_distributed.py compares GLNet mode
@@ -39,9 +41,12 @@ def test_workers_2_give_the_single_process_classes(make_checkpoint, make_raster,
                   "--workers", 2)
     assert workers.exit_code == 0, workers.output
     assert "4 scene(s)" in workers.output
+    chatter = [r.getMessage() for r in caplog.records
+               if r.name.startswith("distributed") and r.levelno < logging.WARNING]
+    assert chatter == [], "Dask logs INFO only under --verbose"
     assert np.array_equal(classes(tmp_path / "workers.tif"), classes(tmp_path / "single.tif"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ortho.tif", "single.tif",
-                                                          "workers.tif"]
+    rasters = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tif")
+    assert rasters == ["ortho.tif", "single.tif", "workers.tif"]
 
 
 def test_a_folder_gives_one_output_per_input(scheduler, make_checkpoint, make_raster, tmp_path):

@@ -41,6 +41,9 @@ def check_trained(checkpoint, image, tmp_path, *evaluate_args):
     for stage in (Stage.GLOBAL, Stage.GLOBAL_TO_LOCAL):  # each stage's model, for --init
         assert load_checkpoint(run_dir / f"{stage.value}.pt").config.stage is stage
     assert len(list((run_dir / "logs").glob("*/version_0/metrics.csv"))) == 3
+    # TensorBoard's events beside the CSV, in the same folder of each stage
+    assert len(list((run_dir / "logs").glob("*/version_0/events.out.tfevents.*"))) == 3
+    assert not list((run_dir / "logs").glob("*/version_1"))
     predicted = tmp_path / "pred.tif"
     result = invoke("predict", checkpoint, image, "-o", predicted, "--no-progress")
     assert result.exit_code == 0, result.output
@@ -107,6 +110,74 @@ def test_train_custom_all_stages(tmp_path, labels):
     with rasterio.open(files.images[0]) as src:  # the pixel size comes from the transform
         assert load_checkpoint(out).config.imagery.pixel_size == pytest.approx(abs(src.res[0]))
     check_trained(out, files.images[0], tmp_path, "custom", *images, *label_args)
+
+
+def test_chips_smaller_than_a_scene_train_whole_with_default_options(tmp_path, caplog):
+    """SpaceNet-like chips (900 px there, 96 px here) with vector labels, no --scene-size."""
+    files = synthetic.write_custom_dataset(tmp_path / "chips", count=2, size=96, seed=4)
+    out = tmp_path / "chips.pt"
+    sizes = ["--max-steps", "1", "--backbone", "resnet18", "--global-size", "64",
+             "--patch-size", "32", "--min-overlap", "8", "--batch-size", "1", "--quiet"]
+    result = invoke("train", "custom", "--images", files.images[0].parent, "--labels",
+                    files.vector, "--label-field", "class", "-o", out, *sizes)
+    assert result.exit_code == 0, result.output
+    said = [r.getMessage() for r in caplog.records if "one whole scene" in r.getMessage()]
+    assert len(said) == 1
+    assert "smallest tile 96 x 96 px" in said[0] and "--scene-size PX overrides" in said[0]
+    assert load_checkpoint(out).config.scene_size == 96
+    result = invoke("predict", out, files.images[0], "-o", tmp_path / "pred.tif",
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "pred.tif") as src:
+        assert src.shape == (96, 96)
+
+
+def test_a_piped_run_talks_in_lines_and_config_repeats_it(tmp_path):
+    """Not a terminal (CliRunner): plain lines; run.yaml replays the run to the same weights."""
+    import torch
+    import yaml
+
+    from glnet_geo.checkpoint import read_checkpoint
+
+    files = synthetic.write_custom_dataset(tmp_path / "tiles", count=2, size=64, seed=3)
+    out = tmp_path / "first.pt"
+    args = ["--images", files.images[0].parent, "--labels", files.vector, "--label-field",
+            "class", "--scene-size", "64", "--stage", "global", "--max-steps", "4",
+            "--log-every", "2", "--backbone", "resnet18", "--global-size", "64",
+            "--patch-size", "32", "--min-overlap", "0", "--batch-size", "1", "--seed", "7"]
+    result = invoke("train", "custom", *args, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("== stage 1/1: global -- trains the global branch G")
+    steps = [line for line in lines if line.startswith("   global step ")]
+    assert [line.split()[2] for line in steps] == ["2/4", "4/4"]
+    assert all("loss " in line and "lr " in line and "steps/s" in line for line in steps)
+    assert lines[-2].startswith("== stage 1/1: global done: 4 steps in ")
+    assert lines[-1] == f"wrote {out}"
+
+    run_file = tmp_path / "first.run" / "run.yaml"
+    saved = yaml.safe_load(run_file.read_text())
+    assert saved["training"]["seed"] == 7 and saved["training"]["max_steps"] == 4
+    assert saved["data"]["label_field"] == "class" and saved["output"] == str(out)
+    assert saved["classes"]["names"][0] == "background"
+    assert {"glnet-geo", "torch", "lightning", "python"} <= set(saved["versions"])
+    assert read_checkpoint(out)["run"] == saved
+
+    again = tmp_path / "again.pt"
+    result = invoke("train", "--config", run_file, "-o", again)
+    assert result.exit_code == 0, result.output
+    replayed = yaml.safe_load((tmp_path / "again.run" / "run.yaml").read_text())
+    assert {**replayed, "output": None} == {**saved, "output": None}
+    first, second = (read_checkpoint(p)["state_dict"] for p in (out, again))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+    result = invoke("train", "--config", run_file, "-o", tmp_path / "x.pt", "--epochs", "3")
+    last_line_error(result, "--config", "--epochs", "edit the run file")
+    result = invoke("train", "--config", tmp_path / "missing.yaml", "-o", tmp_path / "x.pt")
+    last_line_error(result, "missing.yaml does not exist")
+    result = invoke("train", "-o", tmp_path / "x.pt")
+    last_line_error(result, "DATASET", "--config")
 
 
 def test_bad_roots_name_what_was_expected_and_found(tmp_path):

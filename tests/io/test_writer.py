@@ -1,10 +1,12 @@
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from gdal_api import categories
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
@@ -65,6 +67,25 @@ def test_class_raster_is_a_cog_with_palette_names_and_nodata(tmp_path, like):
         assert dst.profile["tiled"] and dst.compression is not None
 
 
+def test_class_raster_comes_with_category_names_and_a_qgis_style(tmp_path, like):
+    out = tmp_path / "classes.tif"
+    with class_raster_writer(out, like, NAMES, COLORS) as writer:
+        writer.write(np.zeros((600, 700), np.uint8), Window(0, 0, 700, 600))
+        writer.finish()
+        assert not (tmp_path / "classes.qml").exists()
+        writer.publish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "classes.qml", "classes.tif", "classes.tif.aux.xml", "input.tif"]
+    assert cog_validate(out, quiet=True)[0]
+    names, table = categories(out)
+    assert names == NAMES
+    assert [(r["value"], r["class_name"], r["red"], r["green"], r["blue"]) for r in table] == [
+        (str(i), n, *map(str, c)) for i, (n, c) in enumerate(zip(NAMES, COLORS, strict=True))]
+    entries = ET.parse(tmp_path / "classes.qml").getroot().findall(".//paletteEntry")
+    assert [(e.get("value"), e.get("label"), e.get("color")) for e in entries] == [
+        ("0", "water", "#0000ff"), ("1", "forest", "#008000"), ("2", "urban", "#ff0000")]
+
+
 
 def test_class_overviews_hold_the_majority_class(tmp_path, like):
     out = tmp_path / "classes.tif"
@@ -92,6 +113,7 @@ def test_probability_raster_has_internal_mask(tmp_path, like):
     with rasterio.open(out) as dst:
         assert dst.count == 3 and dst.nodata is None
         assert dst.descriptions == tuple(NAMES)
+        assert dst.scales == (1 / 255,) * 3 and dst.offsets == (0.0,) * 3
         assert np.array_equal(dst.read(), probs)
         assert np.array_equal(dst.dataset_mask() != 0, valid)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["input.tif", "probs.tif"]

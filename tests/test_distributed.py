@@ -214,8 +214,9 @@ def test_a_worker_killed_mid_run_costs_nothing_but_time(cluster, make_checkpoint
     killer.join()
     assert killed and result.scenes == 4
     assert np.array_equal(read(out, 1), read(single.classes, 1))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dask.tif", "scene.tif",
-                                                         "single.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dask.qml", "dask.tif", "dask.tif.aux.xml", "scene.tif", "single.qml", "single.tif",
+        "single.tif.aux.xml"]
     cluster.wait_for_workers(2, timeout=60)  # the nanny restarted it, for the next tests
 
 

@@ -73,7 +73,7 @@ def test_item_describes_the_prediction(make_checkpoint, make_raster, tmp_path):
     assert properties["glnet:backbone"] == "resnet18"
     assert properties["glnet:stage"] == "global-to-local"
     assert properties["glnet:checkpoint"].endswith(".pt")
-    assert properties["glnet:precision"] == "fp32"
+    assert properties["glnet:precision"] == result.precision
     assert properties["glnet:predict_mode"] == "global"
     assert properties["glnet:checkpoint_version"]
 

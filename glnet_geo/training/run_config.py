@@ -42,7 +42,7 @@ RECORDED_PACKAGES = ("glnet-geo", "torch", "torchvision", "lightning", "torchgeo
 
 
 def _plain(value: Any) -> Any:
-    """Turn enums, paths and tuples into plain YAML values, recursively."""
+    """Turn enums, paths, tuples and sets into plain YAML values, recursively."""
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, os.PathLike):
@@ -51,6 +51,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)
     return value
 
 
@@ -108,6 +110,7 @@ class RunConfig:
         try:
             training = dict(data["training"])
             training["losses"] = LossSettings(**training.get("losses", {}))
+            training["given"] = frozenset(training.get("given", ()))
             return cls(data=DataSettings(**data["data"]), training=TrainSettings(**training),
                        output=str(data["output"]))
         except (KeyError, TypeError, ValueError) as exc:

@@ -389,7 +389,8 @@ def test_two_runs_on_one_output_leave_one_whole_cog(make_checkpoint, make_raster
     (refused,) = [lines for code, lines in ended if code == 1]
     assert len(refused) == 1, refused  # refused at the start, or at the end when it appeared
     assert "already exists" in refused[0] or "appeared while this run" in refused[0], refused
-    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "classes.qml", "classes.tif", "classes.tif.aux.xml"]
     assert cog_validate(out / "classes.tif", quiet=True)[0]
 
 

@@ -60,7 +60,7 @@ def test_a_folder_gives_one_output_per_input(scheduler, make_checkpoint, make_ra
                "--scheduler", scheduler)
     assert dask.exit_code == 0, dask.output
     names = ["tile0.tif", "tile1.tif", "tile2.tif"]
-    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == names
+    assert sorted(p.name for p in (tmp_path / "dask").glob("*.tif")) == names
     for name in names:
         assert np.array_equal(classes(tmp_path / "dask" / name),
                               classes(tmp_path / "single" / name))

@@ -87,7 +87,8 @@ def test_the_temporaries_of_a_killed_predict_are_removed_by_the_next_run(
     result = CliRunner().invoke(main, ["predict", str(make_checkpoint()), str(small), "-o",
                                        str(out / "classes.tif"), "--mode", "global"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "classes.qml", "classes.tif", "classes.tif.aux.xml"]
     with rasterio.open(out / "classes.tif") as src:
         assert src.shape == (40, 40)
 
@@ -154,4 +155,5 @@ def test_a_stopped_dask_run_keeps_its_scenes_and_resume_gives_the_same_pixels(
     assert single.exit_code == 0, single.output
     with rasterio.open(out / "classes.tif") as a, rasterio.open(tmp_path / "single.tif") as b:
         assert (a.read(1) == b.read(1)).all()
-    assert sorted(p.name for p in out.iterdir()) == ["classes.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "classes.qml", "classes.tif", "classes.tif.aux.xml"]

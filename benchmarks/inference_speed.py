@@ -11,10 +11,11 @@ fresh Python process and prints:
   the sub-batches, warm: after one untimed pass of the whole scene);
 - ``GFLOP``: the scene's floating-point operations
   (:class:`torch.utils.flop_counter.FlopCounterMode`, multiply-adds counted
-  as two), ``GFLOP/s`` achieved and its ratio to the dense matmul rate of the
+  as two; counted in the first configuration of each backbone and mode, the
+  same in all), ``GFLOP/s`` achieved and its ratio to the dense matmul rate of the
   same dtype measured in the same run (``torch.mm`` of 4096 x 4096);
-- ``peak MiB``: the process's peak resident memory (``ru_maxrss``: imports,
-  the model built in fp32 and prepared, the scene);
+- ``peak MiB``: the process's peak resident memory (``ru_maxrss``, before
+  the FLOP count: imports, the model built in fp32 and prepared, the scene);
 - ``agree %``: the share of the scene's pixels whose class (predict's
   blending, :func:`glnet_geo.inference.blend_scene`) equals that of the fp32
   run of the same backbone and mode. Random weights give nearly tied logits,
@@ -64,7 +65,8 @@ def matmul_rate(dtype_name: str, device: str, n: int = 4096, repeats: int = 3) -
 
 
 def run_one(backbone: str, mode: str, precision: str, memory_format: str, batch_size: int,
-            device: str, scene_size: int, size: int, classes_path: str) -> dict:
+            device: str, scene_size: int, size: int, classes_path: str,
+            count_flops: bool) -> dict:
     """Build the model, run the scene, return the measurements (in a fresh process)."""
     import numpy as np
     import torch
@@ -112,11 +114,14 @@ def run_one(backbone: str, mode: str, precision: str, memory_format: str, batch_
         run_model()
         _sync(device)
         seconds = time.perf_counter() - start
-        counter = FlopCounterMode(display=False)
-        with counter:
-            run_model()
-    result = {"seconds": seconds, "gflop": counter.get_total_flops() / 1e9,
-              "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        gflop = None
+        if count_flops:  # the same for every precision, format and sub-batch
+            counter = FlopCounterMode(display=False)
+            with counter:
+                run_model()
+            gflop = counter.get_total_flops() / 1e9
+    result = {"seconds": seconds, "gflop": gflop, "peak_mib": peak}
     if device.startswith("cuda"):
         result["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return result
@@ -179,7 +184,7 @@ def main() -> None:
           f"{'agree %':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for backbone, mode in itertools.product(args.backbones, args.modes):
-            reference = None
+            reference, gflop = None, None
             for precision, memory_format, batch_size in itertools.product(
                     args.precisions, args.formats, args.batch_sizes):
                 classes = Path(tmp) / f"{backbone}-{mode}-{precision}-{memory_format}-" \
@@ -187,19 +192,20 @@ def main() -> None:
                 job = dict(backbone=backbone, mode=mode, precision=precision,
                            memory_format=memory_format, batch_size=batch_size,
                            device=args.device, scene_size=args.scene_size, size=args.size,
-                           classes_path=str(classes))
+                           classes_path=str(classes), count_flops=gflop is None)
                 out = subprocess.run([sys.executable, __file__, "--single", json.dumps(job)],
                                      check=True, capture_output=True, text=True).stdout
                 r = json.loads(out.strip().splitlines()[-1])
+                gflop = r["gflop"] if gflop is None else gflop
                 predicted = np.load(classes)
                 if reference is None and precision == "fp32":
                     reference = predicted
                 agree = ("" if reference is None
                          else f"{100 * np.mean(predicted == reference):.2f}")
-                rate = r["gflop"] / r["seconds"]
+                rate = gflop / r["seconds"]
                 cuda = f" cuda {r['cuda_peak_mib']:.0f} MiB" if "cuda_peak_mib" in r else ""
                 print(f"{backbone:<9} {mode:<16} {precision:<5} {memory_format:<14} "
-                      f"{batch_size:>5} {r['seconds']:>8.2f} {r['gflop']:>7.0f} {rate:>8.0f} "
+                      f"{batch_size:>5} {r['seconds']:>8.2f} {gflop:>7.0f} {rate:>8.0f} "
                       f"{rate / rates[precision]:>7.2f} {r['peak_mib']:>9.0f} {agree:>8}{cuda}",
                       flush=True)
 

@@ -31,7 +31,8 @@ end; checkpoints are random-weight GLNets (weights do not change the cost).
 Usage:
     python benchmarks/predict_scaling.py [--sizes 2048 8192 16384]
         [--backbones resnet18 resnet50] [--modes glnet global] [--device cpu]
-        [--patch-size 256] [--scene-size 928] [--batch-size 8] [--workdir DIR]
+        [--patch-size 256] [--scene-size 928] [--batch-size N] [--precision auto]
+        [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -197,15 +198,22 @@ def child(args: argparse.Namespace) -> None:
     import rasterio
     import torch
 
-    from glnet_geo.checkpoint import load_checkpoint
-    from glnet_geo.inference import SceneSettings, predict_raster, resolve_device
+    from glnet_geo.inference import (
+        SceneSettings,
+        predict_raster,
+        prepare_checkpoint,
+        resolve_device,
+    )
+    from glnet_geo.precision import resolve_precision
 
     device = resolve_device(args.device)
-    checkpoint = load_checkpoint(args.checkpoint, device=device)
-    settings = SceneSettings.from_config(checkpoint.config, args.mode, args.batch_size)
+    precision = resolve_precision(args.precision, device)
+    checkpoint = prepare_checkpoint(args.checkpoint, device, precision)  # as predict does
+    settings = SceneSettings.from_config(checkpoint.config, args.mode, args.batch_size,
+                                         precision=precision).on(device)
     warmup = Path(args.output).with_suffix(".warmup.tif")
     predict_raster(checkpoint, args.warmup, warmup, mode=args.mode, batch_size=args.batch_size,
-                   device=str(device), progress=False, overwrite=True)
+                   precision=precision, device=str(device), progress=False, overwrite=True)
     warmup.unlink()
     _reset_peak_memory()
     loaded_mb = _memory_mb("VmRSS")
@@ -214,8 +222,8 @@ def child(args: argparse.Namespace) -> None:
     clock = ModelClock(checkpoint.model, device)
     start = time.perf_counter()
     result = predict_raster(checkpoint, args.raster, args.output, mode=args.mode,
-                            batch_size=args.batch_size, device=str(device), progress=False,
-                            overwrite=True)
+                            batch_size=args.batch_size, precision=precision,
+                            device=str(device), progress=False, overwrite=True)
     _sync(device)
     wall = time.perf_counter() - start
     peak_mb = _memory_mb("VmHWM")
@@ -247,7 +255,8 @@ def main() -> None:
                         help="patch and global view side in px")
     parser.add_argument("--scene-size", type=int, default=928,
                         help="scene side in px (928 = 4 patches of 256 overlapping by 32)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, help="default: the device's")
+    parser.add_argument("--precision", default="auto")
     parser.add_argument("--skip", nargs="*", default=[], metavar="BACKBONE:MODE:SIZE",
                         help="combinations not to run, e.g. resnet50:glnet:16384")
     parser.add_argument("--random-alone", action="store_true",
@@ -268,7 +277,8 @@ def main() -> None:
 
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, device {args.device}; patch = global view = "
-          f"{args.patch_size} px, scene {args.scene_size} px, batch {args.batch_size}")
+          f"{args.patch_size} px, scene {args.scene_size} px, batch {args.batch_size or 'default'}"
+          f", precision {args.precision}")
     print("| backbone | mode | raster | scenes | peak RSS (MB) | RSS at start (MB) | "
           "peak GPU (MB) | wall (s) | MP/s | model in run (s) | wall / model | "
           "model alone, random tensors (s) |")
@@ -295,7 +305,9 @@ def main() -> None:
                                str(checkpoint), "--raster", str(rasters[size]), "--warmup",
                                str(warmup), "--output",
                                str(output), "--mode", mode, "--device", args.device,
-                               "--batch-size", str(args.batch_size)]
+                               "--precision", args.precision]
+                    if args.batch_size is not None:
+                        command += ["--batch-size", str(args.batch_size)]
                     command += ["--random-alone"] if args.random_alone else []
                     done = subprocess.run(command, capture_output=True, text=True, check=True)
                     m = json.loads(done.stdout.strip().splitlines()[-1])

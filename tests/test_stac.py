@@ -4,8 +4,8 @@ import pystac
 import pytest
 import rasterio
 import shapely.geometry
-from conftest import CLASS_COLORS, CLASS_NAMES
 
+from glnet_geo.checkpoint import ModelConfig, read_checkpoint
 from glnet_geo.errors import OutputError, OutputExistsError
 from glnet_geo.inference import predict_raster, predict_rasters
 from glnet_geo.stac import _machine_name
@@ -32,7 +32,9 @@ def test_item_describes_the_prediction(make_checkpoint, make_raster, tmp_path):
     raster = make_raster(height=90, width=110)
     out = tmp_path / "out"
     out.mkdir()
-    result = predict_raster(make_checkpoint(), raster, out / "classes.tif",
+    checkpoint = make_checkpoint()
+    config = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
+    result = predict_raster(checkpoint, raster, out / "classes.tif",
                             probabilities=out / "probs.tif", polygons=out / "classes.gpkg",
                             preview=out / "preview.png", stac=out / "classes.json",
                             mode="global", device="cpu", progress=False)
@@ -64,7 +66,7 @@ def test_item_describes_the_prediction(make_checkpoint, make_raster, tmp_path):
     classes = item.assets["classes"].extra_fields["classification:classes"]
     assert classes[:-1] == [
         {"value": i, "name": n, "title": n, "color_hint": "{:02X}{:02X}{:02X}".format(*c)}
-        for i, (n, c) in enumerate(zip(CLASS_NAMES, CLASS_COLORS, strict=True))]
+        for i, (n, c) in enumerate(zip(config.class_names, config.class_colors, strict=True))]
     assert classes[-1] == {"value": 255, "name": "nodata", "title": "no data", "nodata": True}
     bands = item.assets["probabilities"].extra_fields["raster:bands"]
     assert [b["scale"] for b in bands] == [1 / 255] * 3

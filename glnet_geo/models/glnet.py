@@ -27,6 +27,7 @@ paper's training that branch is frozen), and the feature-map regulariser
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -322,6 +323,10 @@ class GLNet(nn.Module):
         fold_batch_norm(self, dtype)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.to(dtype=dtype, memory_format=memory_format)
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            # a tensor that .to() kept may be a view of a file the checkpoint was mapped
+            # from (load_checkpoint), which would keep the whole file's pages resident
+            tensor.data = tensor.data.clone(memory_format=torch.preserve_format)
         for branch in (self.global_branch, self.local_branch, self.fixed_global_branch):
             if branch is not None:
                 branch.memory_format = memory_format

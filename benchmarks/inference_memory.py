@@ -79,7 +79,8 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name, for the figures' header."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -106,7 +107,7 @@ def main() -> None:
 
     import torch
 
-    print(f"# {_cpu_name()}, {torch.get_num_threads()} threads, "
+    print(f"# {cpu_name()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, device {args.device}"
           + (f" ({torch.cuda.get_device_name(args.device)})"
              if args.device.startswith("cuda") else ""))

@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from inference_memory import cpu_name
+
 MODES = ("global-to-local", "bidirectional")
 FORMATS = ("contiguous", "channels-last")
 
@@ -141,17 +143,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet18"])
@@ -173,7 +164,7 @@ def main() -> None:
     import torch
 
     device_name = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
-                   else _cpu_name())
+                   else cpu_name())
     print(f"# {device_name}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     rates = {p: matmul_rate(p, args.device) for p in args.precisions}
     print("# dense matmul GFLOP/s: " + ", ".join(f"{p} {r:.0f}" for p, r in rates.items()))

@@ -20,12 +20,16 @@ Usage::
 
     python benchmarks/ablation.py            # the default seed and recipe (RESULTS.md)
     python benchmarks/ablation.py --seed 1 --steps-local 40
+    # the official code's sum of sub-batch losses against our mean, stage 3 both ways
+    python benchmarks/ablation.py --sub-batch 4 --batch-local 2 --batch-bidirectional 2 \
+        --reduction sum --global-pass scene batch
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import logging
 import multiprocessing
 import platform
@@ -44,7 +48,13 @@ from glnet_geo.datasets.sample import SceneViews
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.evaluation import ScoringMode, evaluate, scene_probabilities
-from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
+from glnet_geo.training.module import (
+    GlobalPass,
+    GLNetModule,
+    LossReduction,
+    LossSettings,
+    LRSchedule,
+)
 from glnet_geo.training.trainer import fit_steps
 
 #: Scenes of 128 px seen globally at 64 px (G's logits: one per 8 x 8 pixels) and locally
@@ -124,6 +134,19 @@ def main() -> None:
                              "and long training)")
     parser.add_argument("--gamma", type=float, default=6.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sub-batch", type=int, default=(SCENE // PATCH) ** 2,
+                        help="patches per forward/backward pass (default: a scene's 16)")
+    parser.add_argument("--batch-local", type=int, default=1,
+                        help="scenes per step of local-only and G->L")
+    parser.add_argument("--batch-bidirectional", type=int, default=1,
+                        help="scenes per step of G<->L")
+    parser.add_argument("--reduction", choices=[r.value for r in LossReduction],
+                        default=LossReduction.MEAN.value,
+                        help="mean (ours) or sum (the official code's) of a step's losses")
+    parser.add_argument("--global-pass", nargs="+", choices=[g.value for g in GlobalPass],
+                        default=[GlobalPass.SCENE.value],
+                        help="stage 3's G per scene (ours) or on the batch (official); "
+                             "several: one G<->L row each, from the same G->L model")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -139,8 +162,8 @@ def main() -> None:
                          normalization=NORMALIZATION, global_size=GLOBAL, patch_size=PATCH,
                          min_overlap=0, scene_size=SCENE)
     losses = LossSettings(gamma=args.gamma, lr_global=args.lr, lr_local=args.lr,
-                          sub_batch_size=(SCENE // PATCH) ** 2,
-                          lr_schedule=LRSchedule.CONSTANT)
+                          sub_batch_size=args.sub_batch, lr_schedule=LRSchedule.CONSTANT,
+                          reduction=LossReduction(args.reduction))
 
     runs = []
     torch.manual_seed(args.seed)
@@ -150,15 +173,20 @@ def main() -> None:
     torch.manual_seed(args.seed)
     local = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses, mode=GLNetMode.LOCAL)
     runs.append(("local-only", local.model, GLNetMode.LOCAL,
-                 fit_steps(local, train, args.steps_local, 1), args.steps_local))
+                 fit_steps(local, train, args.steps_local, args.batch_local), args.steps_local))
     torch.manual_seed(args.seed)
     g2l = GLNetModule(config, Stage.GLOBAL_TO_LOCAL, losses, model=copy.deepcopy(glob.model))
     runs.append(("GLNet G->L", g2l.model, GLNetMode.GLOBAL_TO_LOCAL,
-                 fit_steps(g2l, train, args.steps_local, 1), args.steps_local))
-    torch.manual_seed(args.seed)
-    bi = GLNetModule(config, Stage.LOCAL_TO_GLOBAL, losses, model=copy.deepcopy(g2l.model))
-    runs.append(("GLNet G<->L", bi.model, GLNetMode.BIDIRECTIONAL,
-                 fit_steps(bi, train, args.steps_bidirectional, 1), args.steps_bidirectional))
+                 fit_steps(g2l, train, args.steps_local, args.batch_local), args.steps_local))
+    for name in args.global_pass:
+        torch.manual_seed(args.seed)
+        bi = GLNetModule(config, Stage.LOCAL_TO_GLOBAL,
+                         dataclasses.replace(losses, global_pass=GlobalPass(name)),
+                         model=copy.deepcopy(g2l.model))
+        label = "GLNet G<->L" if len(args.global_pass) == 1 else f"G<->L {name}"
+        runs.append((label, bi.model, GLNetMode.BIDIRECTIONAL,
+                     fit_steps(bi, train, args.steps_bidirectional, args.batch_bidirectional),
+                     args.steps_bidirectional))
 
     names = list(synthetic.CLASS_NAMES)
     header = (f"{'model':<12} {'mIoU':>5}  " + " ".join(f"{n[:8]:>8}" for n in names)
@@ -166,6 +194,8 @@ def main() -> None:
     print(f"synthetic scenes {SCENE} px, global view {GLOBAL} px, patches {PATCH} px, "
           f"ResNet-18, seed {args.seed}, {args.train_scenes} training / {args.test_scenes} "
           f"test scenes, lr {args.lr:g}, focal gamma {args.gamma:g}, "
+          f"{args.reduction} of sub-batches of {args.sub_batch}, scenes per step "
+          f"{args.batch_global}/{args.batch_local}/{args.batch_bidirectional}, "
           f"{torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}")
     print(header)
     for name, model, mode, seconds, steps in runs:

@@ -18,7 +18,7 @@ Trains, briefly and on the CPU, with ResNet-18 and the recipe of
 
 Then writes held-out sparse rasters as GeoTIFFs (UTM zone 31N, 0.5 m pixels)
 and predicts them as ``glnet-geo predict`` does
-(:func:`glnet_geo.inference.predict_raster`, class COG with overviews
+(:func:`glnet_geo.predict.predict_raster`, class COG with overviews
 written), one row per way of predicting:
 
 - full GLNet: model (a), every patch through L;
@@ -71,10 +71,10 @@ from glnet_geo.checkpoint import (
 )
 from glnet_geo.datasets import synthetic
 from glnet_geo.datasets.sample import SceneViews
-from glnet_geo.inference import PredictMode, predict_raster
 from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet
 from glnet_geo.models.stages import Stage
+from glnet_geo.predict import PredictMode, predict_raster
 from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
 from glnet_geo.training.trainer import fit_steps
 

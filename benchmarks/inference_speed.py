@@ -17,7 +17,7 @@ fresh Python process and prints:
 - ``peak MiB``: the process's peak resident memory (``ru_maxrss``, before
   the FLOP count: imports, the model built in fp32 and prepared, the scene);
 - ``agree %``: the share of the scene's pixels whose class (predict's
-  blending, :func:`glnet_geo.inference.blend_scene`) equals that of the fp32
+  blending, :func:`glnet_geo.predict.blending.blend_scene`) equals that of the fp32
   run of the same backbone and mode. Random weights give nearly tied logits,
   so this is a lower bound of what trained weights give (see RESULTS.md).
 
@@ -74,10 +74,11 @@ def run_one(backbone: str, mode: str, precision: str, memory_format: str, batch_
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from glnet_geo.inference import PredictMode, SceneSettings, blend_scene
     from glnet_geo.io.grid import boxes_from_windows, patch_windows
     from glnet_geo.models import GLNet
     from glnet_geo.precision import Precision
+    from glnet_geo.predict import PredictMode, SceneSettings
+    from glnet_geo.predict.blending import blend_scene
 
     torch.manual_seed(0)
     model = GLNet(num_classes=7, backbone=backbone, fixed_global=mode == "bidirectional")

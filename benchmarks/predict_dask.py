@@ -94,7 +94,7 @@ def child(kind: str, checkpoint: str, raster: str, output: str, mode: str) -> di
         wall = time.perf_counter() - start
         return {"scenes": result.scenes, "wall_s": wall, "start_s": 0.0,
                 "peak_rss_mib": [_peak_rss_mib()]}
-    from glnet_geo.distributed import Cluster, dask_client
+    from glnet_geo.predict.distributed import Cluster, dask_client
 
     _, workers, threads = CONFIGS[kind]
     start = time.perf_counter()

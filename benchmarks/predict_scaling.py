@@ -198,13 +198,9 @@ def child(args: argparse.Namespace) -> None:
     import rasterio
     import torch
 
-    from glnet_geo.inference import (
-        SceneSettings,
-        predict_raster,
-        prepare_checkpoint,
-        resolve_device,
-    )
     from glnet_geo.precision import resolve_precision
+    from glnet_geo.predict import SceneSettings, predict_raster
+    from glnet_geo.predict.settings import prepare_checkpoint, resolve_device
 
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)

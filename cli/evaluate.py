@@ -63,9 +63,9 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
     """  # noqa: D301 - click's \b keeps the examples unwrapped
     import logging
 
-    from glnet_geo.inference import resolve_device
     from glnet_geo.io.writer import check_output
     from glnet_geo.precision import resolve_precision
+    from glnet_geo.predict.settings import resolve_device
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.evaluation import evaluate_checkpoint
 

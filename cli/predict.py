@@ -116,8 +116,8 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
       glnet-geo predict buildings.pt county.tif -o buildings.tif --skip-threshold 0.6
       glnet-geo predict model.pt ortho.tif -o classes.tif -b 4,3,2 --co COMPRESS=ZSTD
     """
-    from glnet_geo.inference import predict_raster, predict_rasters
     from glnet_geo.io.reader import expand_inputs
+    from glnet_geo.predict import predict_raster, predict_rasters
 
     sources = expand_inputs(inputs)
     options = dict(probabilities=probabilities, preview=preview, polygons=polygons, stac=stac,

@@ -155,7 +155,8 @@ def command(dataset: str | None, output: str | None, config: str | None, root: s
     from glnet_geo.errors import InputError
     from glnet_geo.training.data import DataSettings
     from glnet_geo.training.module import LossSettings
-    from glnet_geo.training.trainer import NETWORK_SETTINGS, TrainSettings, train
+    from glnet_geo.training.settings import TrainSettings
+    from glnet_geo.training.trainer import NETWORK_SETTINGS, train
 
     if not click.get_current_context().find_root().params.get("verbose"):
         for name in ("lightning.pytorch", "lightning.fabric"):

@@ -15,7 +15,7 @@ _LAZY = {
     "load_checkpoint": "glnet_geo.checkpoint",
     "save_checkpoint": "glnet_geo.checkpoint",
     "ModelConfig": "glnet_geo.checkpoint",
-    "predict_raster": "glnet_geo.inference",
+    "predict_raster": "glnet_geo.predict",
     "vectorize_raster": "glnet_geo.vectorize",
 }
 

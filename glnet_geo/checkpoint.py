@@ -24,6 +24,7 @@ import torch
 import glnet_geo
 from glnet_geo.errors import CheckpointError, OutputExistsError
 from glnet_geo.imagery import ImageryProfile
+from glnet_geo.io.reader import Normalization
 from glnet_geo.models.glnet import GLNet
 from glnet_geo.models.stages import Stage
 
@@ -34,15 +35,6 @@ DEFAULT_COLORS = [
     (0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 0, 255),
     (255, 255, 255), (0, 0, 0), (255, 128, 0), (128, 0, 255), (128, 128, 128),
 ]
-
-
-@dataclass
-class Normalization:
-    """Pixel normalisation: ``x = (raw / scale - mean) / std`` per band."""
-
-    scale: float = 255.0
-    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
 
 
 @dataclass

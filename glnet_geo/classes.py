@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from glnet_geo.errors import InputError
 
+#: The class id of a pixel without a class: unlabelled in training data (never in
+#: the loss or the scores) and nodata in predicted class rasters and their parts.
+NO_CLASS = 255
+
 
 @dataclass(frozen=True)
 class ClassPreset:

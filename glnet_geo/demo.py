@@ -14,7 +14,7 @@ roofs vanish in the downsampled view):
    local-only model (:mod:`glnet_geo.models.warm_start`: without ImageNet
    weights that is what lets stage 2 fit in a minute or two of CPU);
 3. predicts the sample scene as ``glnet-geo predict`` does
-   (:func:`glnet_geo.inference.predict_raster`): the class COG, the polygons
+   (:func:`glnet_geo.predict.predict_raster`): the class COG, the polygons
    (GeoPackage) and the preview PNG;
 4. scores global-only, local-only and GLNet on the sample scene against its
    labels, each predicted scene by scene exactly as ``predict`` does, and
@@ -47,24 +47,20 @@ import torch
 from affine import Affine
 from torch.utils.data import Dataset
 
-from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
+from glnet_geo.checkpoint import ModelConfig, save_checkpoint
 from glnet_geo.datasets import synthetic
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError, OutputExistsError
-from glnet_geo.inference import (
-    CHANNELS_LAST,
-    PredictMode,
-    SceneSettings,
-    predict_raster,
-    predict_scene,
-)
-from glnet_geo.io.reader import RasterInput
+from glnet_geo.io.reader import Normalization, RasterInput
 from glnet_geo.io.scenes import default_halo, scene_grid
 from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.models.warm_start import start_local_from
 from glnet_geo.precision import Precision, resolve_precision
+from glnet_geo.predict import PredictMode, SceneSettings, predict_raster
+from glnet_geo.predict.blending import predict_scene
+from glnet_geo.predict.settings import CHANNELS_LAST
 from glnet_geo.training.module import GLNetModule, LossSettings, LRSchedule
 from glnet_geo.training.trainer import fit_steps
 
@@ -239,7 +235,7 @@ def score_raster(model: GLNet, config: ModelConfig, mode: GLNetMode,
                  ) -> SegmentationScores:
     """Predict ``image`` scene by scene, as ``glnet-geo predict`` does, and score it.
 
-    Unlike :func:`~glnet_geo.inference.predict_raster` this runs any
+    Unlike :func:`~glnet_geo.predict.predict_raster` this runs any
     :class:`~glnet_geo.models.GLNetMode` (the local-only ablation included)
     and writes nothing: each scene's classes go straight into a confusion
     matrix against the matching window of ``labels``.

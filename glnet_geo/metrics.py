@@ -5,7 +5,7 @@ Training's validation and ``glnet-geo evaluate`` both accumulate a
 two always agree.
 
 Two kinds of pixels are left out of the matrix: pixels with no label
-(:data:`NO_LABEL`: outside the labelled area, padding) and pixels whose label
+(:data:`~glnet_geo.classes.NO_CLASS`: outside the labelled area, padding) and pixels whose label
 is the dataset's ignored class (DeepGlobe's ``unknown``). The ignored class is
 also left out of the mean IoU, as the GLNet paper does; predictions *of* it on
 other pixels still count as errors. A class absent from both the labels and
@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-#: Label value of pixels that carry no label; never scored and never in the loss.
-NO_LABEL = 255
+from glnet_geo.classes import NO_CLASS
 
 
 class ConfusionMatrix(MulticlassConfusionMatrix):
@@ -46,14 +45,14 @@ class ConfusionMatrix(MulticlassConfusionMatrix):
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
-        super().__init__(num_classes=num_classes, ignore_index=NO_LABEL, validate_args=False)
+        super().__init__(num_classes=num_classes, ignore_index=NO_CLASS, validate_args=False)
         self.ignored_class = ignore_index
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         """Add class predictions and labels of the same shape (any number of pixels)."""
         target = target.long()
         if self.ignored_class is not None:
-            target = target.masked_fill(target == self.ignored_class, NO_LABEL)
+            target = target.masked_fill(target == self.ignored_class, NO_CLASS)
         super().update(preds.long(), target)
 
 

@@ -5,7 +5,7 @@ whose oneDNN has native bf16 kernels (AVX-512 BF16 or AMX; torch is asked,
 not the CPU's name) and on CUDA devices that support it, fp16 on older CUDA
 devices, fp32 elsewhere. A reduced precision holds the network's weights in
 that dtype (half the memory) and runs every layer in it; the logits are
-blended in fp32 (:mod:`glnet_geo.inference`).
+blended in fp32 (:mod:`glnet_geo.predict.blending`).
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.io.reader import RasterInput, reading
 from glnet_geo.io.staging import Staging
-from glnet_geo.io.writer import CLASS_NODATA, writing
+from glnet_geo.io.writer import writing
 
 #: Longest side of the preview image in pixels.
 MAX_SIZE = 1024
@@ -85,7 +86,7 @@ def render(image: np.ndarray, classes: np.ndarray, class_names: Sequence[str],
     colors = np.zeros((256, 4), dtype=np.float32)
     colors[:len(class_colors), :3] = np.asarray(class_colors, dtype=np.float32) / 255
     colors[:len(class_colors), 3] = OVERLAY_ALPHA
-    colors[CLASS_NODATA] = 0
+    colors[NO_CLASS] = 0
     overlay = colors[classes]
     height, width = classes.shape
     dpi = 100
@@ -97,7 +98,7 @@ def render(image: np.ndarray, classes: np.ndarray, class_names: Sequence[str],
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
-    present = [int(c) for c in np.unique(classes) if c != CLASS_NODATA and c < len(class_names)]
+    present = [int(c) for c in np.unique(classes) if c != NO_CLASS and c < len(class_names)]
     handles = [Patch(facecolor=np.asarray(class_colors[c]) / 255, edgecolor="black",
                      label=f"{c} {class_names[c]}") for c in present]
     if handles:

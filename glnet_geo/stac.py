@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from glnet_geo.io.writer import CLASS_NODATA
+from glnet_geo.classes import NO_CLASS
 
 if TYPE_CHECKING:
     import pystac
 
     from glnet_geo.checkpoint import Checkpoint, ModelConfig
-    from glnet_geo.inference import PredictedRaster
+    from glnet_geo.predict.outputs import PredictedRaster
 
 #: Media types of the outputs, by file extension.
 MEDIA_TYPES = {
@@ -101,7 +101,7 @@ def stac_item(result: PredictedRaster, config: ModelConfig, item_path: str | os.
     """Build the STAC Item of a prediction.
 
     Args:
-        result: What :func:`~glnet_geo.inference.predict_raster` wrote.
+        result: What :func:`~glnet_geo.predict.predict_raster` wrote.
         config: The checkpoint's configuration (classes, provenance).
         item_path: Where the Item will be written (asset links are relative
             to it).
@@ -161,10 +161,10 @@ def stac_item(result: PredictedRaster, config: ModelConfig, item_path: str | os.
                                 color_hint="{:02X}{:02X}{:02X}".format(*color))
           for i, (name, color) in enumerate(zip(config.class_names, config.class_colors,
                                                 strict=True))),
-        Classification.create(value=CLASS_NODATA, name="nodata", title="no data",
+        Classification.create(value=NO_CLASS, name="nodata", title="no data",
                               nodata=True)])
     RasterExtension.ext(classes, add_if_missing=True).apply(
-        [RasterBand.create(nodata=CLASS_NODATA, data_type="uint8")])
+        [RasterBand.create(nodata=NO_CLASS, data_type="uint8")])
     if result.probabilities is not None:
         probabilities = _asset(Path(result.probabilities), "Class probabilities", ["data"])
         item.add_asset("probabilities", probabilities)

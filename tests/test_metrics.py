@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from glnet_geo.metrics import NO_LABEL, ConfusionMatrix, scores
+from glnet_geo.classes import NO_CLASS
+from glnet_geo.metrics import ConfusionMatrix, scores
 
 
 def test_confusion_matrix_counts_pixels_and_skips_no_label():
     metric = ConfusionMatrix(3)
-    target = torch.tensor([[0, 0, 1], [2, NO_LABEL, 1]])
+    target = torch.tensor([[0, 0, 1], [2, NO_CLASS, 1]])
     preds = torch.tensor([[0, 1, 1], [2, 0, 0]])
     metric.update(preds, target)
     expected = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]])

@@ -49,3 +49,41 @@ def test_version_and_lazy_api():
         assert callable(getattr(glnet_geo, name))
     with pytest.raises(AttributeError):
         glnet_geo.no_such_thing  # noqa: B018
+
+
+def _imports(package: Path) -> dict[str, set[str]]:
+    """Map each module of ``package`` to the package's modules it imports, anywhere in it."""
+    import ast
+
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+                targets.add(node.module)
+        found = set()
+        for target in targets:
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+        graph[name] = found
+    return graph
+
+
+def test_no_import_cycle_among_the_modules():
+    """Function-level imports count: the modules import one another in one direction only."""
+    import graphlib
+
+    graph = _imports(Path(glnet_geo.__file__).parent)
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")

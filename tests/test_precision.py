@@ -10,8 +10,8 @@ import torch
 from glnet_geo.checkpoint import save_checkpoint
 from glnet_geo.demo import DemoSettings, model_config, train_models, write_sample_scene
 from glnet_geo.errors import InputError
-from glnet_geo.inference import predict_raster
 from glnet_geo.precision import Precision, native_bf16, resolve_precision, supported_precisions
+from glnet_geo.predict import predict_raster
 
 BF16 = pytest.mark.skipif(not native_bf16("cpu"), reason="this CPU has no native bf16")
 

@@ -52,11 +52,11 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
-from glnet_geo.checkpoint import DEFAULT_COLORS, Normalization
+from glnet_geo.checkpoint import DEFAULT_COLORS
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError
-from glnet_geo.io.reader import reading
-from glnet_geo.metrics import NO_LABEL
+from glnet_geo.io.reader import Normalization, reading
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ def raster_classes(paths: Sequence[str], classes: ClassTable | None) -> ClassTab
                     block = src.read(1, window=window)
                 if nodata is not None:
                     block = block[block != nodata]
-                block = block[block != NO_LABEL]
+                block = block[block != NO_CLASS]
                 if block.size:
                     highest = max(highest, int(block.max()))
             if not colormap:
@@ -402,7 +402,7 @@ class CustomDataset:
             keep: Score only pixels inside this area (default: the footprint).
 
         Returns:
-            ``(C, H, W)`` float32 image, ``(H, W)`` uint8 labels (``NO_LABEL``
+            ``(C, H, W)`` float32 image, ``(H, W)`` uint8 labels (``NO_CLASS``
             where unlabelled), ``(H, W)`` boolean image validity.
 
         Raises:
@@ -423,9 +423,9 @@ class CustomDataset:
         if self.image_nodata is not None:
             valid &= ~(image == self.image_nodata).all(0)
         if self.label_nodata is not None:
-            label[label == self.label_nodata] = NO_LABEL
-        label[~inside] = NO_LABEL
-        bad = (label != NO_LABEL) & ((label < 0) | (label >= self.classes.num_classes))
+            label[label == self.label_nodata] = NO_CLASS
+        label[~inside] = NO_CLASS
+        bad = (label != NO_CLASS) & ((label < 0) | (label >= self.classes.num_classes))
         if bad.any():
             value = int(label[bad][0])
             raise InputError(f"labels hold class {value} at x={x.start:.2f}..{x.stop:.2f}, "
@@ -538,7 +538,7 @@ class CustomScenes(Dataset):
             query, tile = item, None
         image, label, valid = self.dataset.read(query, keep=tile)
         if self.views is None:
-            return image, np.where(valid, label, NO_LABEL).astype(np.uint8)
+            return image, np.where(valid, label, NO_CLASS).astype(np.uint8)
         x, y = query[0], query[1]
         return self.views(image, label, valid, name=f"x={x.start:.1f} y={y.start:.1f}")
 

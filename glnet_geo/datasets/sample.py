@@ -28,10 +28,9 @@ import torch.nn.functional as F
 from rasterio.windows import Window
 from torch import Tensor
 
-from glnet_geo.checkpoint import Normalization
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
-from glnet_geo.io.reader import normalize
-from glnet_geo.metrics import NO_LABEL
+from glnet_geo.io.reader import Normalization, normalize
 
 #: Logits of both branches come at this fraction of their input's side.
 LOGIT_STRIDE = 4
@@ -44,7 +43,7 @@ class SceneSample:
     Attributes:
         image: ``(C, H, W)`` normalised full-resolution scene (padded to at
             least one patch).
-        label: ``(H, W)`` uint8 class ids, :data:`~glnet_geo.metrics.NO_LABEL`
+        label: ``(H, W)`` uint8 class ids, :data:`~glnet_geo.classes.NO_CLASS`
             where there is no label (padding, nodata).
         global_image: ``(C, Hg, Wg)`` the scene resized for G.
         global_label: ``(Hg/4, Wg/4)`` labels at the size of G's logits.
@@ -176,9 +175,9 @@ class SceneViews:
 
         Args:
             image: ``(C, H, W)`` raw pixel values.
-            label: ``(H, W)`` class ids (``NO_LABEL`` where unlabelled).
+            label: ``(H, W)`` class ids (``NO_CLASS`` where unlabelled).
             valid: ``(H, W)`` boolean validity of the image (nodata is False);
-                invalid pixels get ``NO_LABEL``.
+                invalid pixels get ``NO_CLASS``.
             name: Where the scene comes from.
 
         """
@@ -187,7 +186,7 @@ class SceneViews:
         if valid is None:
             valid = np.ones(label.shape, dtype=bool)
         x = torch.from_numpy(normalize(image, valid, self.normalization))
-        y = torch.from_numpy(np.where(valid, label, NO_LABEL).astype(np.uint8))
+        y = torch.from_numpy(np.where(valid, label, NO_CLASS).astype(np.uint8))
         if self.augment:
             x, y = random_dihedral(x, y)
         x, y = _pad_to(x, y, self.patch_size)
@@ -204,12 +203,12 @@ class SceneViews:
 
 
 def _pad_to(image: Tensor, label: Tensor, side: int) -> tuple[Tensor, Tensor]:
-    """Pad a scene at the bottom/right to at least ``side`` pixels (label: NO_LABEL)."""
+    """Pad a scene at the bottom/right to at least ``side`` pixels (label: NO_CLASS)."""
     height, width = label.shape
     pad_h, pad_w = max(0, side - height), max(0, side - width)
     if pad_h or pad_w:
         image = F.pad(image, (0, pad_w, 0, pad_h))
-        label = F.pad(label, (0, pad_w, 0, pad_h), value=NO_LABEL)
+        label = F.pad(label, (0, pad_w, 0, pad_h), value=NO_CLASS)
     return image, label
 
 

@@ -48,9 +48,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.datasets.sample import SceneSample, SceneViews, collate_scenes
 from glnet_geo.errors import InputError
-from glnet_geo.metrics import NO_LABEL
 
 
 def _array(value: Any) -> np.ndarray:
@@ -67,7 +67,7 @@ class TorchGeoScenes(Dataset):
         image_key: The sample's image entry.
         mask_key: The sample's label entry.
         ignore_value: A mask value meaning "no label" (e.g. a label raster's
-            nodata), mapped to :data:`~glnet_geo.metrics.NO_LABEL`.
+            nodata), mapped to :data:`~glnet_geo.metrics.NO_CLASS`.
         label_map: A function applied to each ``(H, W)`` mask first (e.g. to
             renumber classes).
 
@@ -113,7 +113,7 @@ class TorchGeoScenes(Dataset):
             mask = self.label_map(mask)
         mask = mask.astype(np.int64)
         if self.ignore_value is not None:
-            mask = np.where(mask == self.ignore_value, NO_LABEL, mask)
+            mask = np.where(mask == self.ignore_value, NO_CLASS, mask)
         return self.views(image, mask.astype(np.uint8), name=_name(index, sample))
 
 

@@ -35,6 +35,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.errors import InputError, OutputError
 from glnet_geo.io.scenes import Scene
 from glnet_geo.io.writer import writing
@@ -43,21 +44,12 @@ from glnet_geo.io.writer import writing
 MANIFEST = "manifest.json"
 #: Format tag of the manifest, bumped when the part layout changes.
 FORMAT = "glnet-geo parts 1"
-#: Nodata of a part's class band (the class raster's nodata).
-PART_NODATA = 255
 
 
 def parts_directory(output: str | os.PathLike) -> Path:
     """Return the hidden work directory of ``output``: ``.<name>.parts`` beside it."""
     output = Path(output)
     return output.with_name(f".{output.name}.parts")
-
-
-def scaled_probabilities(probabilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Scale ``(K, h, w)`` probabilities to uint8 ``round(255 * p)``, 0 where invalid."""
-    scaled = np.rint(probabilities * 255).astype(np.uint8)
-    scaled[:, ~valid] = 0
-    return scaled
 
 
 def write_part(path: str | os.PathLike, classes: np.ndarray,
@@ -83,7 +75,7 @@ def write_part(path: str | os.PathLike, classes: np.ndarray,
         with writing(path), rasterio.open(
                 tmp, "w", driver="GTiff", width=classes.shape[1], height=classes.shape[0],
                 count=data.shape[0], dtype="uint8", transform=transform or Affine.identity(),
-                nodata=PART_NODATA, compress="DEFLATE", zlevel=1) as dst:
+                nodata=NO_CLASS, compress="DEFLATE", zlevel=1) as dst:
             dst.write(data)
         os.replace(tmp, path)
     finally:

@@ -25,8 +25,8 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -37,9 +37,6 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from glnet_geo.errors import InputError, RasterReadError
-
-if TYPE_CHECKING:
-    from glnet_geo.checkpoint import Normalization
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +154,15 @@ def select_bands(dataset: rasterio.DatasetReader, checkpoint_bands: Sequence[int
         raise InputError(f"--bands {','.join(map(str, bands))}: band(s) {bad} are not data bands "
                          f"of {name} (data bands: {available}); pick from those")
     return bands
+
+
+@dataclass
+class Normalization:
+    """Pixel normalisation: ``x = (raw / scale - mean) / std`` per band."""
+
+    scale: float = 255.0
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
 
 
 def normalize(raw: np.ndarray, valid: np.ndarray, normalization: Normalization) -> np.ndarray:

@@ -39,11 +39,10 @@ from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.errors import InputError, OutputError, OutputExistsError
 from glnet_geo.io.staging import Staging
 
-#: Nodata value of the class raster: input nodata, masked or outside pixels.
-CLASS_NODATA = 255
 #: Tile side of the temporary and the final GeoTIFFs.
 BLOCK_SIZE = 512
 #: Band-1 tag of the class raster that holds the class names as a JSON list.
@@ -452,7 +451,7 @@ def check_creation_options(options: Mapping[str, str]) -> dict[str, str]:
 def palette(class_colors: Sequence[Sequence[int]]) -> dict[int, tuple[int, int, int, int]]:
     """Build a GDAL colour table: one opaque colour per class, nodata transparent."""
     table = {i: (int(r), int(g), int(b), 255) for i, (r, g, b) in enumerate(class_colors)}
-    table[CLASS_NODATA] = (0, 0, 0, 0)
+    table[NO_CLASS] = (0, 0, 0, 0)
     return table
 
 
@@ -483,10 +482,17 @@ def class_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,
     band_tags = {CLASS_NAMES_TAG: json.dumps(list(class_names))}
     band_tags.update({f"class_{i}": name for i, name in enumerate(class_names)})
     return CogWriter(path, crs=like.crs, transform=like.transform, width=like.width,
-                     height=like.height, count=1, dtype="uint8", nodata=CLASS_NODATA,
+                     height=like.height, count=1, dtype="uint8", nodata=NO_CLASS,
                      colormap=palette(class_colors), tags=tags, band_tags={1: band_tags},
                      band_descriptions=["class"], overview_resampling="mode",
                      sidecars=sidecars, creation_options=creation_options)
+
+
+def scaled_probabilities(probabilities: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Scale ``(K, h, w)`` probabilities to uint8 ``round(255 * p)``, 0 where invalid."""
+    scaled = np.rint(probabilities * 255).astype(np.uint8)
+    scaled[:, ~valid] = 0
+    return scaled
 
 
 def probability_raster_writer(path: str | os.PathLike, like: rasterio.DatasetReader,

@@ -230,8 +230,9 @@ def import_official(official: str | os.PathLike, output: str | os.PathLike,
         The path written.
 
     """
-    from glnet_geo.checkpoint import ModelConfig, Normalization, save_checkpoint
+    from glnet_geo.checkpoint import ModelConfig, save_checkpoint
     from glnet_geo.classes import class_preset
+    from glnet_geo.io.reader import Normalization
 
     preset = class_preset(classes)
     if Path(output).exists() and not overwrite:

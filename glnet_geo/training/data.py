@@ -12,7 +12,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from glnet_geo.checkpoint import ModelConfig, Normalization
+from glnet_geo.checkpoint import ModelConfig
 from glnet_geo.classes import DEEPGLOBE, INRIA, ClassPreset
 from glnet_geo.datasets.custom import (
     ClassTable,
@@ -27,6 +27,7 @@ from glnet_geo.datasets.sample import SceneViews, collate_scenes
 from glnet_geo.datasets.split import Split
 from glnet_geo.errors import InputError
 from glnet_geo.imagery import DEEPGLOBE_IMAGERY, INRIA_IMAGERY, ImageryProfile, profile_rasters
+from glnet_geo.io.reader import Normalization
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Scoring GLNet on labelled scenes: training's validation and ``glnet-geo evaluate``.
 
 A scene already in memory (:class:`~glnet_geo.datasets.sample.SceneSample`)
-goes through the same :func:`glnet_geo.inference.blend_scene` as a scene
+goes through the same :func:`glnet_geo.predict.blending.blend_scene` as a scene
 read from a raster (G once, the patches in sub-batches, probabilities blended
 where patches overlap; coarse-to-fine and patch skipping included). The
 classes then go into one :class:`~glnet_geo.metrics.ConfusionMatrix`.
@@ -22,17 +22,17 @@ from glnet_geo.checkpoint import ModelConfig
 from glnet_geo.datasets.sample import SceneSample
 from glnet_geo.datasets.split import Split
 from glnet_geo.errors import InputError
-from glnet_geo.inference import (
+from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
+from glnet_geo.models import GLNet, GLNetMode
+from glnet_geo.precision import Precision, resolve_precision
+from glnet_geo.predict.blending import blend_scene
+from glnet_geo.predict.settings import (
     PredictMode,
     SceneSettings,
-    blend_scene,
     default_batch_size,
     prepare_checkpoint,
     resolve_device,
 )
-from glnet_geo.metrics import ConfusionMatrix, SegmentationScores, scores
-from glnet_geo.models import GLNet, GLNetMode
-from glnet_geo.precision import Precision, resolve_precision
 from glnet_geo.training.data import DataSettings, open_evaluation_data
 
 #: Why ``--protocol official`` refuses coarse-to-fine and patch skipping.

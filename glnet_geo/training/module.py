@@ -53,9 +53,10 @@ from torch import Tensor
 from torch.optim.lr_scheduler import PolynomialLR
 
 from glnet_geo.checkpoint import ModelConfig
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.coarse_to_fine import BACKGROUND, refined_patches
 from glnet_geo.datasets.sample import SceneSample
-from glnet_geo.metrics import NO_LABEL, ConfusionMatrix, scores
+from glnet_geo.metrics import ConfusionMatrix, scores
 from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.fpn import FeatureMaps
 from glnet_geo.models.losses import DEFAULT_GAMMA, focal_loss
@@ -185,12 +186,12 @@ class GLNetModule(L.LightningModule):
     def _targets(self, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.long()
         if self.config.ignore_index is not None:
-            labels = labels.masked_fill(labels == self.config.ignore_index, NO_LABEL)
+            labels = labels.masked_fill(labels == self.config.ignore_index, NO_CLASS)
         return labels
 
     def focal(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Focal loss of ``logits`` against ``labels`` (unlabelled and ignored pixels skipped)."""
-        return focal_loss(logits.float(), self._targets(labels), self.losses.gamma, NO_LABEL)
+        return focal_loss(logits.float(), self._targets(labels), self.losses.gamma, NO_CLASS)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Adam over the parameters the stage trains, with the stage's schedule.
@@ -245,7 +246,7 @@ class GLNetModule(L.LightningModule):
         patch alone.
         """
         label = sample.label.cpu().numpy()
-        foreground = (label != BACKGROUND) & (label != NO_LABEL)
+        foreground = (label != BACKGROUND) & (label != NO_CLASS)
         if self.config.ignore_index is not None:
             foreground &= label != self.config.ignore_index
         index = refined_patches(foreground, sample.windows)

@@ -31,7 +31,7 @@ from typing import Any
 from glnet_geo.errors import InputError
 from glnet_geo.training.data import DataSettings
 from glnet_geo.training.module import LossSettings
-from glnet_geo.training.trainer import TrainSettings
+from glnet_geo.training.settings import TrainSettings
 
 #: The ``format`` header of a run file.
 FORMAT = "glnet-geo run"

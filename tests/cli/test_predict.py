@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from gdal_api import categories
 from rio_cogeo.cogeo import cog_validate
 
-import glnet_geo.inference
 from glnet_geo.cli import main
+from glnet_geo.predict import driver
 
 
 def run(*args):
@@ -140,7 +140,7 @@ def test_checkpoint_that_is_not_one(make_raster, tmp_path):
 def test_interrupt_leaves_no_half_written_file(make_checkpoint, make_raster, tmp_path,
                                                monkeypatch):
     raster = make_raster(height=200, width=200)
-    real = glnet_geo.inference.predict_scene
+    real = driver.predict_scene
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -149,7 +149,7 @@ def test_interrupt_leaves_no_half_written_file(make_checkpoint, make_raster, tmp
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(glnet_geo.inference, "predict_scene", interrupted)
+    monkeypatch.setattr(driver, "predict_scene", interrupted)
     out = tmp_path / "out"
     out.mkdir()
     result = run(make_checkpoint(), raster, "-o", out / "classes.tif", "--probabilities",
@@ -196,11 +196,10 @@ def test_a_glob_that_matches_nothing(make_checkpoint, tmp_path):
 
 def test_threads_per_worker_reaches_the_cluster(make_checkpoint, make_raster, tmp_path,
                                                 monkeypatch):
-    import glnet_geo.distributed
-
     seen = []
-    monkeypatch.setattr(glnet_geo.distributed, "predict_in_parts",
-                        lambda *args, cluster, **kw: seen.append(cluster) or [])
+    monkeypatch.setattr(driver, "predict_in_parts",
+                        lambda checkpoint, sources, plans, options, cluster: seen.append(cluster)
+                        or [])
     result = run(make_checkpoint(), make_raster("a.tif"), make_raster("b.tif"), "-o",
                  tmp_path / "out", "--workers", "2", "--threads-per-worker", "3")
     assert result.exit_code == 0, result.output
@@ -254,7 +253,7 @@ def refuse_to_load(monkeypatch):
     def load(*args, **kwargs):
         raise AssertionError("the model was loaded before the check")
 
-    monkeypatch.setattr(glnet_geo.inference, "prepare_checkpoint", load)
+    monkeypatch.setattr(driver, "prepare_checkpoint", load)
 
 
 @pytest.mark.parametrize(("option", "name", "words"), [

@@ -6,10 +6,10 @@ import pytest
 import rasterio
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.datasets import synthetic
 from glnet_geo.datasets.custom import ClassTable, CustomDataset, CustomScenes, read_class_file
 from glnet_geo.errors import InputError
-from glnet_geo.metrics import NO_LABEL
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_raster_labels_read_on_the_image_grid(files):
     assert len(scenes) == 2 * 4  # a 96 px tile takes 2 x 2 scenes of 64 px
     labels = _scored(dataset, 64)
     # every labelled pixel is scored exactly once: the tiles' label counts add up
-    counts = sum(np.bincount(lab[lab != NO_LABEL].ravel(), minlength=6) for lab in labels)
+    counts = sum(np.bincount(lab[lab != NO_CLASS].ravel(), minlength=6) for lab in labels)
     expected = sum(np.bincount(rasterio.open(p).read(1).ravel(), minlength=6)
                    for p in files.labels)
     np.testing.assert_array_equal(counts, expected)
@@ -68,7 +68,7 @@ def test_labels_in_another_crs_are_reprojected(files, tmp_path):
         left, bottom, right, top = img.bounds
     _, label, _ = dataset.read((slice(left, right), slice(bottom, top)))
     assert label.shape == truth.shape
-    inside = label != NO_LABEL
+    inside = label != NO_CLASS
     assert inside.mean() > 0.9
     assert (label[inside] == truth[inside]).mean() > 0.9
 
@@ -125,6 +125,6 @@ def test_random_sampler_draws_scenes_inside_the_tiles(files):
     assert len(queries) == 5
     for query in queries:
         image, label, valid = dataset.read(query)
-        assert image.shape == (3, 64, 64) and (label != NO_LABEL).all() and valid.all()
+        assert image.shape == (3, 64, 64) and (label != NO_CLASS).all() and valid.all()
     with pytest.raises(InputError, match="larger than every image tile"):
         dataset.random_sampler(200)

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from glnet_geo.checkpoint import Normalization
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.datasets.sample import SceneViews, random_dihedral, resize_labels
 from glnet_geo.io.grid import patch_windows
-from glnet_geo.metrics import NO_LABEL
 
 NORM = Normalization(255.0, [0.5] * 3, [0.25] * 3)
 
@@ -50,7 +50,7 @@ def test_small_scene_is_padded_with_no_label():
     image, label = _scene(24)
     sample = SceneViews(32, 32, 8, NORM)(image, label)
     assert sample.scene_shape == (32, 32) and sample.num_patches == 1
-    assert (sample.label[24:] == NO_LABEL).all() and (sample.label[:, 24:] == NO_LABEL).all()
+    assert (sample.label[24:] == NO_CLASS).all() and (sample.label[:, 24:] == NO_CLASS).all()
 
 
 def test_invalid_pixels_get_no_label():
@@ -58,13 +58,13 @@ def test_invalid_pixels_get_no_label():
     valid = np.ones((64, 64), dtype=bool)
     valid[:10] = False
     sample = SceneViews(32, 32, 0, NORM)(image, label, valid)
-    assert (sample.label[:10] == NO_LABEL).all() and (sample.image[:, :10] == 0).all()
+    assert (sample.label[:10] == NO_CLASS).all() and (sample.image[:, :10] == 0).all()
 
 
 def test_resize_labels_keeps_values():
-    labels = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, NO_LABEL, NO_LABEL],
-                           [2, 2, NO_LABEL, NO_LABEL]])
-    assert resize_labels(labels, 2).tolist() == [[0, 1], [2, NO_LABEL]]
+    labels = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, NO_CLASS, NO_CLASS],
+                           [2, 2, NO_CLASS, NO_CLASS]])
+    assert resize_labels(labels, 2).tolist() == [[0, 1], [2, NO_CLASS]]
 
 
 def test_augmentation_moves_image_and_label_together():

@@ -10,12 +10,11 @@ from torchgeo.datasets import DeepGlobeLandCover, RasterDataset
 from torchgeo.samplers import RandomGeoSampler
 
 from glnet_geo.checkpoint import ModelConfig, Normalization
-from glnet_geo.classes import DEEPGLOBE
+from glnet_geo.classes import DEEPGLOBE, NO_CLASS
 from glnet_geo.datasets import synthetic
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.datasets.torchgeo_scenes import TorchGeoScenes, scene_loader
 from glnet_geo.errors import InputError
-from glnet_geo.metrics import NO_LABEL
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.data import IMAGENET
 from glnet_geo.training.module import GLNetModule
@@ -76,7 +75,7 @@ def test_ignore_value_and_bad_samples():
     mask = torch.zeros((1, 40, 40), dtype=torch.long)
     mask[0, :10] = 9
     scenes = TorchGeoScenes([{"image": image, "mask": mask}], VIEWS, ignore_value=9)
-    assert (scenes[0].label[:10] == NO_LABEL).all() and (scenes[0].label[10:40] == 0).all()
+    assert (scenes[0].label[:10] == NO_CLASS).all() and (scenes[0].label[10:40] == 0).all()
     with pytest.raises(InputError, match="has no mask"):
         TorchGeoScenes([{"image": image, "labels": mask}], VIEWS)[0]
     with pytest.raises(InputError, match="differ in size"):

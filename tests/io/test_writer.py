@@ -10,10 +10,10 @@ from gdal_api import categories
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.errors import OutputError, OutputExistsError
 from glnet_geo.io.writer import (
     CLASS_NAMES_TAG,
-    CLASS_NODATA,
     CogWriter,
     check_output,
     class_raster_writer,
@@ -41,7 +41,7 @@ def leftovers(directory):
 def test_class_raster_is_a_cog_with_palette_names_and_nodata(tmp_path, like):
     out = tmp_path / "classes.tif"
     classes = np.random.default_rng(0).integers(0, 3, (600, 700)).astype(np.uint8)
-    classes[:50, :50] = CLASS_NODATA
+    classes[:50, :50] = NO_CLASS
     writer = class_raster_writer(out, like, NAMES, COLORS, tags={"mode": "glnet"})
     with writer:
         # windows that do not align with the 512 px tiles
@@ -56,7 +56,7 @@ def test_class_raster_is_a_cog_with_palette_names_and_nodata(tmp_path, like):
     with rasterio.open(out) as dst:
         assert (dst.crs, dst.transform, dst.width, dst.height) == (
             like.crs, like.transform, like.width, like.height)
-        assert dst.dtypes[0] == "uint8" and dst.nodata == CLASS_NODATA
+        assert dst.dtypes[0] == "uint8" and dst.nodata == NO_CLASS
         assert np.array_equal(dst.read(1), classes)
         assert json.loads(dst.tags(1)[CLASS_NAMES_TAG]) == NAMES
         assert dst.tags(1)["class_2"] == "urban"

@@ -4,14 +4,14 @@ import torch
 from rasterio.windows import Window
 
 from glnet_geo.checkpoint import ModelConfig, Normalization
+from glnet_geo.classes import NO_CLASS
 from glnet_geo.datasets import synthetic
 from glnet_geo.datasets.sample import SceneViews
-from glnet_geo.inference import PredictMode, SceneSettings
-from glnet_geo.inference import scene_probabilities as raster_probabilities
 from glnet_geo.io.reader import RasterInput
-from glnet_geo.metrics import NO_LABEL
 from glnet_geo.models import GLNetMode
 from glnet_geo.models.stages import Stage
+from glnet_geo.predict import PredictMode, SceneSettings
+from glnet_geo.predict.blending import scene_probabilities as raster_probabilities
 from glnet_geo.training.evaluation import ScoringMode, evaluate, scene_probabilities
 
 CONFIG = ModelConfig(class_names=list(synthetic.CLASS_NAMES), backbone="resnet18",
@@ -67,7 +67,7 @@ def test_scoring_with_skip_threshold_one_is_plain_scoring(model, scene):
 def test_evaluate_scores_every_labelled_pixel_once(model, scene):
     image, _ = scene
     label = image.label.copy()
-    label[:10] = NO_LABEL
+    label[:10] = NO_CLASS
     sample = SceneViews(64, 32, 8, CONFIG.normalization)(image.image, label)
     result = evaluate(model, CONFIG, [sample, sample], ScoringMode(GLNetMode.GLOBAL_TO_LOCAL))
     assert result.confusion.sum() == 2 * 70 * 80

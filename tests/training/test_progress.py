@@ -3,7 +3,8 @@ from pathlib import Path
 from glnet_geo.models.stages import Stage
 from glnet_geo.training import progress, trainer
 from glnet_geo.training.progress import STAGE_WORK, TextProgress
-from glnet_geo.training.trainer import TrainSettings, build_trainer
+from glnet_geo.training.settings import TrainSettings
+from glnet_geo.training.trainer import build_trainer
 
 
 def callbacks(monkeypatch, tmp_path: Path, terminal: bool, **settings):

@@ -5,7 +5,7 @@ from glnet_geo.errors import InputError
 from glnet_geo.training.data import DataSettings
 from glnet_geo.training.module import LossSettings
 from glnet_geo.training.run_config import FORMAT, RunConfig
-from glnet_geo.training.trainer import TrainSettings
+from glnet_geo.training.settings import TrainSettings
 
 
 def run() -> RunConfig:

@@ -12,7 +12,8 @@ from glnet_geo.datasets import synthetic
 from glnet_geo.errors import CheckpointError, InputError, OutputExistsError
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.data import DataSettings
-from glnet_geo.training.trainer import StagePlan, TrainSettings, read_resume_point, train
+from glnet_geo.training.settings import StagePlan, TrainSettings
+from glnet_geo.training.trainer import read_resume_point, train
 
 TINY = dict(backbone="resnet18", global_size=64, patch_size=32, min_overlap=0, batch_size=2,
             progress=False, log_every=1)
@@ -103,7 +104,7 @@ def test_ddp_on_two_cpu_processes_completes_steps(data, tmp_path):
 
 
 def test_epochs_per_stage_default_to_the_official_schedule():
-    from glnet_geo.training.trainer import OFFICIAL_EPOCHS, stage_epochs
+    from glnet_geo.training.settings import OFFICIAL_EPOCHS, stage_epochs
 
     default = TrainSettings(**TINY)
     assert [stage_epochs(default, s) for s in Stage] == [120, 50, 120] == \

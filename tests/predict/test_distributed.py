@@ -5,11 +5,16 @@ import pytest
 import rasterio
 import torch
 
-import glnet_geo.inference
-from glnet_geo.distributed import Cluster, checkpoint_loads, dask_client, predict_in_parts
 from glnet_geo.errors import GLNetGeoError, InputError
-from glnet_geo.inference import predict_raster, predict_rasters
 from glnet_geo.io.parts import PartStore, parts_directory
+from glnet_geo.predict import (
+    OutputPlan,
+    PredictOptions,
+    distributed,
+    predict_raster,
+    predict_rasters,
+)
+from glnet_geo.predict.distributed import Cluster, checkpoint_loads, dask_client, predict_in_parts
 
 #: With the tiny checkpoints (160 px scenes, 32 px halo), 250 px gives 2 x 2 scenes.
 SIDE = 250
@@ -129,7 +134,7 @@ def test_an_interrupted_run_resumes_in_process(make_checkpoint, make_raster, tmp
     expected = predict_raster(checkpoint, raster, tmp_path / "expected.tif", mode="global",
                               progress=False)
     computed = []
-    predict_scene = glnet_geo.inference.predict_scene
+    predict_scene = distributed.predict_scene
 
     def killed_after_two(model, raster, scene, *args, **kwargs):
         if len(computed) == 2:
@@ -138,7 +143,7 @@ def test_an_interrupted_run_resumes_in_process(make_checkpoint, make_raster, tmp
         return predict_scene(model, raster, scene, *args, **kwargs)
 
     out = tmp_path / "classes.tif"
-    monkeypatch.setattr(glnet_geo.inference, "predict_scene", killed_after_two)
+    monkeypatch.setattr(distributed, "predict_scene", killed_after_two)
     with pytest.raises(KeyboardInterrupt):
         predict_raster(checkpoint, raster, out, mode="global", progress=False, resume=True)
     assert not out.exists() and computed == [0, 1]
@@ -148,7 +153,7 @@ def test_an_interrupted_run_resumes_in_process(make_checkpoint, make_raster, tmp
         predict_raster(checkpoint, raster, out, progress=False, resume=True)  # glnet mode
 
     computed.clear()
-    monkeypatch.setattr(glnet_geo.inference, "predict_scene",
+    monkeypatch.setattr(distributed, "predict_scene",
                         lambda model, raster, scene, *a, **k: (
                             computed.append(scene.index), predict_scene(model, raster, scene,
                                                                         *a, **k))[1])
@@ -167,8 +172,8 @@ def test_a_run_without_resume_starts_again(make_checkpoint, make_raster, tmp_pat
     stale = parts_directory(tmp_path / "classes.tif")
     stale.mkdir()
     (stale / "scene-000000.tif").write_bytes(b"not a part")
-    result = predict_in_parts(checkpoint, [str(raster)], [[tmp_path / "classes.tif", None, None,
-                                                          None]], progress=False)
+    result = predict_in_parts(checkpoint, [str(raster)], [OutputPlan(tmp_path / "classes.tif")],
+                              PredictOptions(progress=False))
     assert result[0].resumed == 0 and not stale.exists()
     assert read(result[0].classes, 1).shape == (60, 60)
 
@@ -223,7 +228,7 @@ def test_a_worker_killed_mid_run_costs_nothing_but_time(cluster, make_checkpoint
 def test_dask_logs_follow_glnet_geo_debug_and_are_restored():
     import logging
 
-    from glnet_geo.distributed import dask_log_level, dask_logs
+    from glnet_geo.predict.distributed import dask_log_level, dask_logs
 
     package, dask = logging.getLogger("glnet_geo"), logging.getLogger("distributed")
     before = dask.level

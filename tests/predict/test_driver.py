@@ -18,23 +18,16 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
-from glnet_geo import inference
 from glnet_geo.checkpoint import load_checkpoint
 from glnet_geo.errors import InputError, OutputExistsError
-from glnet_geo.inference import (
-    PredictMode,
-    SceneSettings,
-    blend_weights,
-    patches_to_refine,
-    predict_raster,
-    predict_rasters,
-    prepare_checkpoint,
-)
 from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput, normalize
 from glnet_geo.models import GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.precision import Precision
+from glnet_geo.predict import PredictMode, SceneSettings, driver, predict_raster, predict_rasters
+from glnet_geo.predict.blending import blend_weights, patches_to_refine
+from glnet_geo.predict.settings import prepare_checkpoint
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 _LOADED = {}
@@ -171,9 +164,9 @@ def test_scenes_in_bands_write_the_same_raster(make_checkpoint, make_raster, tmp
     raster = make_raster(height=128, width=200)
     rows = tmp_path / "rows.tif"
     predict_raster(checkpoint, raster, rows, scene_size=80, halo=16, progress=False)
-    monkeypatch.setattr(inference, "GDAL_CACHE_MB", 0)  # bands one scene wide
+    monkeypatch.setattr(driver, "GDAL_CACHE_MB", 0)  # bands one scene wide
     with RasterInput.open(raster, [1, 2, 3], checkpoint.config.normalization) as opened:
-        assert inference.cached_band_width(opened, 80) == 80
+        assert driver.cached_band_width(opened, 80) == 80
     bands = tmp_path / "bands.tif"
     assert predict_raster(checkpoint, raster, bands, scene_size=80, halo=16,
                           progress=False).scenes == 8

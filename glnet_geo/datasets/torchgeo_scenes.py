@@ -67,7 +67,7 @@ class TorchGeoScenes(Dataset):
         image_key: The sample's image entry.
         mask_key: The sample's label entry.
         ignore_value: A mask value meaning "no label" (e.g. a label raster's
-            nodata), mapped to :data:`~glnet_geo.metrics.NO_CLASS`.
+            nodata), mapped to :data:`~glnet_geo.classes.NO_CLASS`.
         label_map: A function applied to each ``(H, W)`` mask first (e.g. to
             renumber classes).
 

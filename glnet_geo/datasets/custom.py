@@ -33,7 +33,6 @@ label rasters' nodata, or on the imagery's nodata are not scored.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -56,7 +55,7 @@ from glnet_geo.checkpoint import DEFAULT_COLORS
 from glnet_geo.classes import NO_CLASS
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError
-from glnet_geo.io.reader import Normalization, reading
+from glnet_geo.io.reader import Normalization, expand_inputs, reading
 
 log = logging.getLogger(__name__)
 
@@ -127,24 +126,19 @@ def read_class_file(path: str | os.PathLike) -> ClassTable:
 
 
 def expand_paths(patterns: Sequence[str | os.PathLike], what: str) -> list[str]:
-    """Files named by paths, folders (their ``*.tif``) and glob patterns, sorted.
+    """Files named by paths, folders and glob patterns, sorted and each once.
+
+    Expanded as ``predict``'s inputs are (:func:`glnet_geo.io.reader.expand_inputs`).
 
     Raises:
-        InputError: A pattern that matches nothing.
+        InputError: A pattern that matches nothing, or a path that is no file.
 
     """
-    files: list[str] = []
-    for pattern in patterns:
-        text = os.fspath(pattern)
-        if Path(text).is_dir():
-            found = sorted(glob.glob(os.path.join(text, "*.tif")))
-        else:
-            found = sorted(glob.glob(text)) if glob.has_magic(text) else \
-                ([text] if Path(text).is_file() else [])
-        if not found:
-            raise InputError(f"{what} {text} matches no file; give GeoTIFF paths, a folder of "
-                             "*.tif or a quoted glob such as 'tiles/*.tif'")
-        files.extend(found)
+    files = expand_inputs(patterns, what)
+    for path in files:
+        if not path.startswith("/vsi") and not Path(path).is_file():
+            raise InputError(f"{what} {path} matches no file; give raster paths, a folder of "
+                             "rasters or a quoted glob such as 'tiles/*.tif'")
     return sorted(dict.fromkeys(files))
 
 

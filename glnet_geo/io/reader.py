@@ -76,27 +76,34 @@ def rasters_in(folder: str | os.PathLike) -> list[str]:
     return found
 
 
-def expand_inputs(items: Sequence[str]) -> list[str]:
-    """Expand the inputs of ``predict``: folders to their rasters, quoted globs to their matches.
+def expand_inputs(items: Sequence[str | os.PathLike], what: str = "input") -> list[str]:
+    """Expand raster inputs: folders to their rasters, quoted globs to their matches.
 
-    A glob (``'tiles/*.tif'``, ``'**/*.tif'`` recursive) is expanded here
-    when the shell did not (it was quoted, or on Windows); GDAL paths
-    (``/vsicurl/...``) and existing files are kept as they are.
+    The one expansion of every command that takes rasters (``predict``'s
+    inputs, ``train custom``'s images and labels). A glob (``'tiles/*.tif'``,
+    ``'**/*.tif'`` recursive) is expanded here when the shell did not (it was
+    quoted, or on Windows); a folder gives its rasters
+    (:data:`RASTER_SUFFIXES`); GDAL paths (``/vsicurl/...``) and other paths
+    are kept as they are, in order.
+
+    Args:
+        items: Paths, folders or glob patterns.
+        what: What the items are, for messages (``input``, ``--images``).
 
     Raises:
         InputError: A folder holds no raster, or a glob matches nothing.
 
     """
     sources = []
-    for item in items:
+    for item in map(os.fspath, items):
         if Path(item).is_dir():
             sources.extend(rasters_in(item))
         elif any(c in item for c in "*?[") and not item.startswith("/vsi") and \
                 not Path(item).exists():
             found = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not found:
-                raise InputError(f"no file matches {item!r}; check the pattern or give the "
-                                 "raster paths")
+                raise InputError(f"{what} {item!r} matches no file; check the pattern or give "
+                                 "the raster paths")
             sources.extend(found)
         else:
             sources.append(item)

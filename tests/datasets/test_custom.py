@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -8,7 +9,13 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from glnet_geo.classes import NO_CLASS
 from glnet_geo.datasets import synthetic
-from glnet_geo.datasets.custom import ClassTable, CustomDataset, CustomScenes, read_class_file
+from glnet_geo.datasets.custom import (
+    ClassTable,
+    CustomDataset,
+    CustomScenes,
+    expand_paths,
+    read_class_file,
+)
 from glnet_geo.errors import InputError
 
 
@@ -128,3 +135,15 @@ def test_random_sampler_draws_scenes_inside_the_tiles(files):
         assert image.shape == (3, 64, 64) and (label != NO_CLASS).all() and valid.all()
     with pytest.raises(InputError, match="larger than every image tile"):
         dataset.random_sampler(200)
+
+
+def test_paths_expand_as_predict_inputs_do(tmp_path):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for name in ("a/one.tif", "a/two.TIFF", "a/three.vrt", "a/notes.txt", "a/deep/four.tif"):
+        (tmp_path / name).write_bytes(b"")
+    folder = [Path(p).name for p in expand_paths([tmp_path / "a"], "--images")]
+    assert folder == ["one.tif", "three.vrt", "two.TIFF"]
+    recursive = expand_paths([str(tmp_path / "a" / "**" / "*.tif")], "--images")
+    assert [Path(p).name for p in recursive] == ["four.tif", "one.tif"]
+    with pytest.raises(InputError, match="--labels .*missing.tif matches no file"):
+        expand_paths([tmp_path / "missing.tif"], "--labels")

@@ -198,7 +198,7 @@ def test_expand_inputs(tmp_path):
     assert names(expand_inputs([str(tmp_path / "odd[1].tif")])) == ["odd[1].tif"]
     assert expand_inputs(["/vsicurl/https://example.com/*.tif"]) == [
         "/vsicurl/https://example.com/*.tif"]
-    with pytest.raises(InputError, match="no file matches"):
+    with pytest.raises(InputError, match="matches no file"):
         expand_inputs([str(tmp_path / "nothing/*.tif")])
 
 

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import overwrite_opt, precision_opt
+from glnet_geo.cli.options import LibraryDefault, overwrite_opt, precision_opt
 
 
 @click.command(short_help="Train, predict, vectorize and score a sample scene end to end.")
 @click.option("-o", "--output", default="demo-output", show_default=True,
               type=click.Path(file_okay=False), help="Folder of the outputs.")
-@click.option("--sample-size", type=click.IntRange(min=128), default=1536, show_default=True,
+@click.option("--sample-size", type=click.IntRange(min=128), cls=LibraryDefault,
+              default_from="glnet_geo.demo:DemoSettings.sample_size",
               metavar="PX", help="Side of the generated sample scene.")
-@click.option("--steps-global", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--steps-global", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from="glnet_geo.demo:DemoSettings.steps_global",
               help="Training steps of the global branch (stage 1).")
-@click.option("--steps-local", type=click.IntRange(min=1), default=250, show_default=True,
+@click.option("--steps-local", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from="glnet_geo.demo:DemoSettings.steps_local",
               help="Training steps of the local-only model (the local branch alone).")
-@click.option("--steps-sharing", type=click.IntRange(min=1), default=60, show_default=True,
+@click.option("--steps-sharing", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from="glnet_geo.demo:DemoSettings.steps_sharing",
               help="Training steps of stage 2 (global->local), from the local-only model's L.")
-@click.option("--train-scenes", type=click.IntRange(min=1), default=48, show_default=True,
+@click.option("--train-scenes", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from="glnet_geo.demo:DemoSettings.train_scenes",
               help="Number of generated 128 px training scenes.")
 @precision_opt
 @overwrite_opt

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from glnet_geo.cli.options import (
+    LibraryChoice,
+    LibraryDefault,
     batch_size_opt,
     dataset_arg,
     dataset_opts,
@@ -22,13 +24,13 @@ from glnet_geo.cli.options import (
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @dataset_arg
 @dataset_opts
-@click.option("--split", type=click.Choice(["train", "val", "test", "crossvali"]),
+@click.option("--split", type=LibraryChoice("glnet_geo.datasets.split:Split"),
               help="deepglobe / inria: which part to score. With --paper-split the names are "
                    "the official files': crossvali (207 ids, the paper's Table 2; also 'val'), "
                    "test (142 ids, unused by the official code), train [default: crossvali "
                    "with --paper-split, else test].")
-@click.option("--protocol", type=click.Choice(["ours", "official"]), default="ours",
-              show_default=True,
+@click.option("--protocol", type=LibraryChoice("glnet_geo.training.evaluation:Protocol"),
+              cls=LibraryDefault, default_from="glnet_geo.training.evaluation:Protocol.OURS",
               help="ours: bilinear, softmax, blended patches, ignored class left out. "
                    "official: the official GLNet evaluator (nearest x4, logits summed over "
                    "overlaps, unknown kept in the matrix) to compare with the paper.")

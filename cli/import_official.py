@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import output_opt, overwrite_opt
+from glnet_geo.cli.options import LibraryChoice, output_opt, overwrite_opt
 
 
 @click.command(short_help="Convert official GLNet weights into a checkpoint.")
 @click.argument("official", type=click.Path(dir_okay=False))
 @output_opt
-@click.option("--classes", type=click.Choice(["deepglobe", "inria"]), required=True,
+@click.option("--classes", type=LibraryChoice("glnet_geo.classes:PRESETS"), required=True,
               help="Class preset the weights were trained on.")
 @click.option("--global-fixed", type=click.Path(dir_okay=False), metavar="STAGE1.pth",
               help="The stage-1 (global) .pth that goes with a G<->L (local2global) file.")

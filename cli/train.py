@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from glnet_geo.cli.options import dataset_opts, overwrite_opt
+from glnet_geo.cli.options import (
+    DATASETS,
+    LibraryChoice,
+    LibraryDefault,
+    dataset_opts,
+    overwrite_opt,
+)
+
+#: Where the defaults of the options come from.
+TRAIN = "glnet_geo.training.settings:TrainSettings"
+LOSSES = "glnet_geo.training.module:LossSettings"
 
 #: Options that may be given with --config (the others come from the run file).
 WITH_CONFIG = {"config", "output", "overwrite"}
@@ -27,7 +37,7 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 
 
 @click.command(short_help="Train GLNet (Algorithm 1) and write a checkpoint.")
-@click.argument("dataset", type=click.Choice(["deepglobe", "inria", "custom"]), required=False)
+@click.argument("dataset", type=DATASETS, required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
               help="The checkpoint to write [with --config: the run file's].")
 @click.option("--config", type=click.Path(dir_okay=False), metavar="RUN.YAML",
@@ -38,12 +48,12 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 @click.option("--val-images", multiple=True, metavar="PATHS",
               help="custom: validation imagery [default: no validation].")
 @click.option("--val-labels", multiple=True, metavar="PATHS", help="custom: its labels.")
-@click.option("--stage", type=click.Choice(["global", "global-to-local", "local-to-global",
-                                            "all"]),
-              default="all", show_default=True,
+@click.option("--stage", type=LibraryChoice("glnet_geo.training.settings:StagePlan"),
+              cls=LibraryDefault, default_from=f"{TRAIN}.plan",
               help="Stage 1 (G), 2 (G->L), 3 (G<->L) or all three in order.")
-@click.option("--backbone", type=click.Choice(["resnet18", "resnet34", "resnet50"]),
-              default="resnet50", show_default=True, help="Encoder of both branches.")
+@click.option("--backbone", type=LibraryChoice("glnet_geo.models.encoders:BACKBONES"),
+              cls=LibraryDefault, default_from=f"{TRAIN}.backbone",
+              help="Encoder of both branches.")
 @click.option("--weights", metavar="imagenet|torchgeo:ENUM|PATH",
               help="Initialise a new model's encoders: 'imagenet' (torchvision's weights, "
                    "from its cache or downloaded), 'torchgeo:ResNet50_Weights.SENTINEL2_RGB_MOCO'"
@@ -54,11 +64,14 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 @click.option("--resume", type=click.Path(dir_okay=False), metavar="CKPT",
               help="Continue an interrupted run from its Lightning checkpoint "
                    "(NAME.run/<stage>/last.ckpt for -o NAME.pt).")
-@click.option("--global-size", type=click.IntRange(min=32), default=508, show_default=True,
+@click.option("--global-size", type=click.IntRange(min=32), cls=LibraryDefault,
+              default_from=f"{TRAIN}.global_size",
               metavar="PX", help="Side of the downsampled global view.")
-@click.option("--patch-size", type=click.IntRange(min=32), default=508, show_default=True,
+@click.option("--patch-size", type=click.IntRange(min=32), cls=LibraryDefault,
+              default_from=f"{TRAIN}.patch_size",
               metavar="PX", help="Side of the full-resolution patches.")
-@click.option("--min-overlap", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--min-overlap", type=click.IntRange(min=0), cls=LibraryDefault,
+              default_from=f"{TRAIN}.min_overlap",
               metavar="PX", help="Minimum overlap of neighbouring patches.")
 @click.option("--scene-size", type=click.IntRange(min=32), metavar="PX",
               help="custom: side of the scenes [default: 2448, or the tiles' own size when "
@@ -66,29 +79,35 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
                    "images).")
 @click.option("--samples-per-epoch", type=click.IntRange(min=1), metavar="N",
               help="custom: random scenes per epoch [default: about one per scene area].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=6, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from=f"{TRAIN}.batch_size",
               help="Scenes per optimizer step.")
-@click.option("--sub-batch-size", type=click.IntRange(min=1), default=6, show_default=True,
+@click.option("--sub-batch-size", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from=f"{LOSSES}.sub_batch_size",
               help="Patches per forward/backward pass (gradients accumulate).")
 @click.option("--epochs", callback=_epochs, metavar="N|N1,N2,N3",
               help="Epochs of every stage, or of stages 1, 2 and 3 [default: the official "
                    "code's 120,50,120].")
-@click.option("--loss-reduction", type=click.Choice(["mean", "sum"]), default="mean",
-              show_default=True,
+@click.option("--loss-reduction", type=LibraryChoice("glnet_geo.training.module:LossReduction"),
+              cls=LibraryDefault, default_from=f"{LOSSES}.reduction",
               help="How a step's sub-batch losses add up: mean, or sum as the official code "
                    "(which weakens Adam's weight decay relative to the data term).")
-@click.option("--global-pass", type=click.Choice(["scene", "batch"]), default="scene",
-              show_default=True,
+@click.option("--global-pass", type=LibraryChoice("glnet_geo.training.module:GlobalPass"),
+              cls=LibraryDefault, default_from=f"{LOSSES}.global_pass",
               help="Stage 3: run G once per scene, or once on the batch of scenes as the "
                    "official code (G's batch norm then sees the batch).")
 @click.option("--max-steps", type=click.IntRange(min=1), help="Optimizer steps per stage.")
-@click.option("--lr-global", type=float, default=1e-4, show_default=True,
+@click.option("--lr-global", type=float, cls=LibraryDefault,
+              default_from=f"{LOSSES}.lr_global",
               help="Adam learning rate of the global branch.")
-@click.option("--lr-local", type=float, default=2e-5, show_default=True,
+@click.option("--lr-local", type=float, cls=LibraryDefault,
+              default_from=f"{LOSSES}.lr_local",
               help="Adam learning rate of the local branch.")
-@click.option("--gamma", type=click.FloatRange(min=0), default=6.0, show_default=True,
+@click.option("--gamma", type=click.FloatRange(min=0), cls=LibraryDefault,
+              default_from=f"{LOSSES}.gamma",
               help="Focal loss focusing parameter (the official code used 3).")
-@click.option("--fmreg-weight", type=click.FloatRange(min=0), default=0.15, show_default=True,
+@click.option("--fmreg-weight", type=click.FloatRange(min=0), cls=LibraryDefault,
+              default_from=f"{LOSSES}.fmreg_weight",
               help="Weight lambda of the feature-map regulariser.")
 @click.option("--accelerator", default="auto", show_default=True, help="auto, cpu or gpu.")
 @click.option("--devices", default="auto", show_default=True,
@@ -99,13 +118,15 @@ def _epochs(ctx: click.Context, param: click.Parameter, value: str | None) -> li
 @click.option("--precision", help="Lightning precision [default: 16-mixed on GPU, else 32].")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Data loader processes.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, cls=LibraryDefault, default_from=f"{TRAIN}.seed")
 @click.option("--run-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Lightning checkpoints, logs and run.yaml [default: NAME.run next to -o "
                    "NAME.pt].")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--checkpoint-every", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from=f"{TRAIN}.checkpoint_every",
               metavar="STEPS", help="Save a resumable checkpoint every STEPS steps.")
-@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--log-every", type=click.IntRange(min=1), cls=LibraryDefault,
+              default_from=f"{TRAIN}.log_every",
               metavar="STEPS", help="Log the training loss every STEPS steps.")
 @click.option("--no-augment", is_flag=True, help="No random flips / 90-degree rotations.")
 @click.option("--coarse-to-fine", is_flag=True,

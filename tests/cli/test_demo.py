@@ -41,7 +41,10 @@ def test_demo_defaults_are_the_demo_settings():
     from glnet_geo.cli.demo import command
     from glnet_geo.demo import DemoSettings
 
-    defaults = {p.name: p.default for p in command.params}
+    import click
+
+    context = click.Context(command)
+    defaults = {p.name: p.get_default(context) for p in command.params}
     for f in fields(DemoSettings):
         if f.name in defaults:
             assert defaults[f.name] == f.default, f.name

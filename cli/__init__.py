@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
+from typing import Any
 
 import click
 
@@ -52,7 +53,8 @@ def _one_line_warnings() -> None:
 
     log = logging.getLogger("glnet_geo")
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: object = None, line: str | None = None) -> None:
         text = str(message).strip().splitlines()
         log.warning("%s: %s", category.__name__, text[0] if text else "")
 
@@ -98,7 +100,7 @@ class GLNetGroup(click.Group):
     the exit status is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
     """
 
-    def invoke(self, ctx: click.Context):  # noqa: D102
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: D102
         from glnet_geo.cli.signals import StopSignals
         from glnet_geo.errors import GLNetGeoError
 

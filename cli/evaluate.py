@@ -62,7 +62,7 @@ def command(checkpoint: str, dataset: str, root: str | None, images: tuple[str, 
       glnet-geo evaluate deepglobe.pt deepglobe --root data/deepglobe --paper-split
       glnet-geo evaluate mine.pt custom --images 'test/*.tif' --labels test.gpkg
           --label-field class --json scores.json
-    """  # noqa: D301 - click's \b keeps the examples unwrapped
+    """
     import logging
 
     from glnet_geo.io.writer import check_output

@@ -10,6 +10,7 @@ or its parsing needs them (:class:`LibraryChoice`, :class:`LibraryDefault`).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -92,7 +93,7 @@ dataset_arg = click.argument("dataset", type=DATASETS)
 INRIA_SPLIT = "glnet_geo.datasets.inria:InriaSplitRule"
 
 
-def dataset_opts(function):
+def dataset_opts(function: Callable[..., Any]) -> Callable[..., Any]:
     """Options that locate a dataset (``train`` and ``evaluate``)."""
     options = [
         click.option("--root", type=click.Path(file_okay=False), metavar="DIR",

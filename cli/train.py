@@ -168,7 +168,7 @@ def command(dataset: str | None, output: str | None, config: str | None, root: s
       glnet-geo train custom --images 'tiles/*.tif' --labels landcover.gpkg
           --label-field class --scene-size 2048 -o mine.pt --devices 4 --strategy ddp
       glnet-geo train --config mine.run/run.yaml -o mine-again.pt
-    """  # noqa: D301 - click's \b keeps the examples unwrapped
+    """
     import logging
 
     from click.core import ParameterSource
@@ -222,7 +222,7 @@ def command(dataset: str | None, output: str | None, config: str | None, root: s
     _done(train(data, settings, output, overwrite=overwrite))
 
 
-def _done(path) -> None:
+def _done(path: object) -> None:
     """Say where the checkpoint went (once, also under DDP)."""
     from lightning.pytorch.utilities import rank_zero_only
 

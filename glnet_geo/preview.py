@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -20,6 +21,9 @@ from glnet_geo.classes import NO_CLASS
 from glnet_geo.io.reader import RasterInput, reading
 from glnet_geo.io.staging import Staging
 from glnet_geo.io.writer import writing
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Longest side of the preview image in pixels.
 MAX_SIZE = 1024
@@ -66,7 +70,7 @@ def background(raster: RasterInput, shape: tuple[int, int]) -> np.ndarray:
 
 
 def render(image: np.ndarray, classes: np.ndarray, class_names: Sequence[str],
-           class_colors: Sequence[Sequence[int]], title: str = ""):
+           class_colors: Sequence[Sequence[int]], title: str = "") -> Figure:
     """Draw ``image`` with ``classes`` overlaid and a legend of the classes present.
 
     Args:

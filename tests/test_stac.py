@@ -88,14 +88,14 @@ def test_several_inputs_give_one_item_each_and_existing_items_are_kept(
     assert [r.stac.name for r in results] == ["a.json", "b.json"]
     item = pystac.Item.from_file(results[0].stac)
     assert item.assets["classes"].get_absolute_href() == str(tmp_path / "classes" / "a.tif")
-    with pytest.raises(OutputExistsError, match="a.json"):
+    with pytest.raises(OutputExistsError, match=r"a.json"):
         predict_raster(make_checkpoint(), rasters[0], tmp_path / "other.tif",
                        stac=results[0].stac, mode="global", progress=False)
     assert not (tmp_path / "other.tif").exists()
 
 
 def test_the_item_cannot_take_another_output_s_path(make_checkpoint, make_raster, tmp_path):
-    with pytest.raises(OutputError, match="--stac .*classes.tif is also another output"):
+    with pytest.raises(OutputError, match=r"--stac .*classes.tif is also another output"):
         predict_raster(make_checkpoint(), make_raster(height=40, width=40),
                        tmp_path / "classes.tif", stac=tmp_path / "classes.tif", progress=False)
     assert not (tmp_path / "classes.tif").exists()

@@ -479,7 +479,7 @@ def crs_name(crs: object) -> str:
 
     try:
         parsed = ProjCRS.from_user_input(crs)
-    except Exception:  # noqa: BLE001 - any CRS pyproj cannot parse is named as it prints
+    except Exception:  # any CRS pyproj cannot parse is named as it prints
         return str(crs)
     authority = parsed.to_authority()
     return ":".join(authority) if authority else parsed.name

@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -40,6 +41,9 @@ from affine import Affine
 from PIL import Image
 from rasterio.features import rasterize
 from shapely.affinity import affine_transform
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 #: Class names of the synthetic scenes, in class-id order.
 CLASS_NAMES: tuple[str, ...] = ("urban", "rural", "park", "meadow", "road", "building")
@@ -588,7 +592,7 @@ def write_scene(scene: SyntheticScene, image_path: str | os.PathLike,
         features_on_map(scene, crs, transform).to_file(vector_path)
 
 
-def features_on_map(scene: SyntheticScene, crs: str, transform: Affine):
+def features_on_map(scene: SyntheticScene, crs: str, transform: Affine) -> gpd.GeoDataFrame:
     """Move the scene's polygons from pixel coordinates onto the map grid ``transform``.
 
     Returns:

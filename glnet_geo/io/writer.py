@@ -346,7 +346,7 @@ class CogWriter:
         if self._dataset is not None:
             try:
                 self._dataset.close()
-            except Exception:  # noqa: BLE001 - a failed flush (a full disk) is being discarded
+            except Exception:  # a failed flush (a full disk) is being discarded
                 pass
             finally:
                 self._dataset = None
@@ -392,7 +392,7 @@ class _GDALMessages(logging.Handler):
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+    def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage().split(" in ", 1)[-1])
 
 

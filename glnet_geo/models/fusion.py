@@ -9,6 +9,8 @@ fewer.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -45,7 +47,7 @@ def fold_batch_norm(module: nn.Module, dtype: torch.dtype | None = None) -> int:
         children = dict(parent.named_children())
         if isinstance(parent, nn.Sequential):
             names = list(children)
-            pairs = list(zip(names, names[1:], strict=False))
+            pairs = list(itertools.pairwise(names))
         else:
             pairs = [(f"conv{name[2:]}", name) for name in children if name.startswith("bn")]
         for conv_name, bn_name in pairs:

@@ -430,7 +430,7 @@ class _SceneRun:
 
     def __init__(self, model: GLNet, mode: GLNetMode, global_image: Tensor | None,
                  boxes: Any, scene_shape: Sequence[int] | None, with_fmreg: bool = False,
-                 global_output: BranchOutput | None = None):
+                 global_output: BranchOutput | None = None) -> None:
         self.model = model
         self.mode = mode
         self.boxes = _parse_boxes(boxes)
@@ -470,7 +470,7 @@ class _SceneRun:
                 raise InputError(f"patch_batches gave more than {total} patches for {total} "
                                  "boxes; give exactly one box per patch")
             if self.scene_shape is None:
-                top, left, height, width = self.boxes[0]
+                _, _, height, width = self.boxes[0]
                 self.scene_shape = (round(batch.shape[-2] / height),
                                     round(batch.shape[-1] / width))
             yield slice(start, stop), batch

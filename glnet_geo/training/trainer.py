@@ -87,7 +87,7 @@ def read_resume_point(path: str | os.PathLike) -> ResumePoint:
                               "directory of an earlier 'glnet-geo train'")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+    except Exception as exc:  # any unreadable file is the same user error
         raise CheckpointError(f"--resume {path} is not a Lightning checkpoint of glnet-geo "
                               f"({type(exc).__name__}); give a last.ckpt from a run "
                               "directory") from None

@@ -38,10 +38,10 @@ def test_demo_help_has_an_example():
 def test_demo_defaults_are_the_demo_settings():
     from dataclasses import fields
 
+    import click
+
     from glnet_geo.cli.demo import command
     from glnet_geo.demo import DemoSettings
-
-    import click
 
     context = click.Context(command)
     defaults = {p.name: p.get_default(context) for p in command.params}

@@ -334,9 +334,9 @@ def test_a_raster_located_by_gcps_or_rpcs_is_refused_with_warp_it_first(
     else:
         coefficients = [0.0] * 20
         extra = {"rpcs": RPC(height_off=0, height_scale=1, lat_off=45, lat_scale=0.01,
-                             line_den_coeff=[1.0] + coefficients[1:], line_num_coeff=coefficients,
+                             line_den_coeff=[1.0, *coefficients[1:]], line_num_coeff=coefficients,
                              line_off=20, line_scale=20, long_off=3, long_scale=0.01,
-                             samp_den_coeff=[1.0] + coefficients[1:], samp_num_coeff=coefficients,
+                             samp_den_coeff=[1.0, *coefficients[1:]], samp_num_coeff=coefficients,
                              samp_off=20, samp_scale=20)}
     raster = tmp_path / "located.tif"
     with rasterio.open(raster, "w", driver="GTiff", width=40, height=40, count=3,

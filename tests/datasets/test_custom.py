@@ -145,5 +145,5 @@ def test_paths_expand_as_predict_inputs_do(tmp_path):
     assert folder == ["one.tif", "three.vrt", "two.TIFF"]
     recursive = expand_paths([str(tmp_path / "a" / "**" / "*.tif")], "--images")
     assert [Path(p).name for p in recursive] == ["four.tif", "one.tif"]
-    with pytest.raises(InputError, match="--labels .*missing.tif matches no file"):
+    with pytest.raises(InputError, match=r"--labels .*missing.tif matches no file"):
         expand_paths([tmp_path / "missing.tif"], "--labels")

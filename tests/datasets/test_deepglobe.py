@@ -67,5 +67,5 @@ def test_crossvali_is_the_official_validation_list(tmp_path):
     synthetic.write_deepglobe_layout(tmp_path, size=64, ids=ids[:2])
     dataset = DeepGlobe(tmp_path, "crossvali", paper_split=True)
     assert [p.name for p, _ in dataset.items] == [f"{i}_sat.jpg" for i in ids[:2]]
-    with pytest.raises(InputError, match="crossvali.txt \\(207 ids\\); add --paper-split"):
+    with pytest.raises(InputError, match=r"crossvali.txt \(207 ids\); add --paper-split"):
         DeepGlobe(tmp_path, "crossvali")

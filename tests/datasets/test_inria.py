@@ -12,7 +12,7 @@ NAMES = [f"{city}{n}.tif" for city in ("austin", "chicago", "kitsap", "tyrol-w",
 
 def test_tile_names():
     assert parse_tile_name("tyrol-w12.tif") == ("tyrol-w", 12)
-    with pytest.raises(InputError, match="not named <city><n>.tif"):
+    with pytest.raises(InputError, match=r"not named <city><n>.tif"):
         parse_tile_name("image.tif")
 
 
@@ -52,5 +52,5 @@ def test_read_maps_255_to_building(tmp_path):
 
 def test_binary_mask_and_missing_layout(tmp_path):
     assert binary_mask(np.array([[0, 255]])).tolist() == [[0, 1]]
-    with pytest.raises(InputError, match="AerialImageDataset/train/{images,gt}"):
+    with pytest.raises(InputError, match=r"AerialImageDataset/train/{images,gt}"):
         Inria(tmp_path)

@@ -46,7 +46,7 @@ def test_no_valid_pixel_gives_zero_with_a_gradient():
 
 def test_bad_targets():
     logits = torch.randn(1, 3, 2, 2)
-    with pytest.raises(InputError, match="class id 3; expected ids in 0..2"):
+    with pytest.raises(InputError, match=r"class id 3; expected ids in 0..2"):
         focal_loss(logits, torch.full((1, 2, 2), 3))
     with pytest.raises(InputError, match=r"expected \(B, K, H, W\) and \(B, H, W\)"):
         focal_loss(logits, torch.zeros(1, 3, 3, dtype=torch.long))

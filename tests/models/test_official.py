@@ -70,13 +70,13 @@ def test_stage_one_file_fills_the_frozen_global_copy():
 def test_missing_and_unexpected_keys_are_named(official):
     state = dict(official)
     del state["fpn_local.smooth2_1.bias"]
-    with pytest.raises(CheckpointError, match="lacks key 'fpn_local.smooth2_1.bias'"):
+    with pytest.raises(CheckpointError, match=r"lacks key 'fpn_local.smooth2_1.bias'"):
         from_official(state, K)
     state = {**official, "fpn_global.extra.weight": torch.zeros(1)}
-    with pytest.raises(CheckpointError, match="unexpected key 'fpn_global.extra.weight'"):
+    with pytest.raises(CheckpointError, match=r"unexpected key 'fpn_global.extra.weight'"):
         from_official(state, K)
     stage1 = {k: v for k, v in official.items() if not k.startswith("fpn_global.toplayer.")}
-    with pytest.raises(CheckpointError, match="stage-1.*lacks key 'fpn_global.toplayer.bias'"):
+    with pytest.raises(CheckpointError, match=r"stage-1.*lacks key 'fpn_global.toplayer.bias'"):
         from_official(official, K, global_fixed=stage1)
 
 
@@ -113,12 +113,12 @@ def test_global_fixed_with_a_file_not_of_stage_three_is_refused(number):
 
 def test_a_stage_three_file_as_global_fixed_is_refused():
     stage3 = official_state_dict(seed=0, stage=3)
-    with pytest.raises(CheckpointError, match="--global-fixed l2g.pth is a stage-3"):
+    with pytest.raises(CheckpointError, match=r"--global-fixed l2g.pth is a stage-3"):
         check_official_stages("x.pth", stage3, "l2g.pth", stage3)
 
 
 def test_from_official_refuses_stages_that_do_not_go_together(official):
-    with pytest.raises(CheckpointError, match="is a stage-3 .*--global-fixed"):
+    with pytest.raises(CheckpointError, match=r"is a stage-3 .*--global-fixed"):
         from_official(official_state_dict(seed=0, stage=3), K)
     with pytest.raises(CheckpointError, match="but the official state_dict is a stage-2"):
         from_official(official, K, global_fixed=official_state_dict(seed=0, stage=1))

@@ -273,7 +273,7 @@ def test_inputs_with_the_same_stem_are_refused(make_checkpoint, make_raster, tmp
     (tmp_path / "other").mkdir()
     b = tmp_path / "other" / "x.tif"
     b.write_bytes(a.read_bytes())
-    with pytest.raises(InputError, match="x.tif"):
+    with pytest.raises(InputError, match=r"x.tif"):
         predict_rasters(loaded(make_checkpoint()), [a, b], tmp_path / "out", progress=False)
 
 

@@ -57,8 +57,8 @@ def test_resume_continues_from_the_saved_step(data, tmp_path):
         train(data, TrainSettings(plan="global-to-local", resume=str(last), **TINY), out,
               overwrite=True)
     # ... unless they were asked for explicitly (on the command line): then they must match
-    with pytest.raises(InputError, match="--backbone resnet34 but --resume .* was trained with "
-                                         "--backbone resnet18; leave out --backbone"):
+    with pytest.raises(InputError, match=r"--backbone resnet34 but --resume .* was trained with "
+                                         r"--backbone resnet18; leave out --backbone"):
         train(data, TrainSettings(plan="global", resume=str(last), given=frozenset(
             {"backbone", "global_size"}), **TINY | {"backbone": "resnet34"}), out,
             overwrite=True)

@@ -131,9 +131,7 @@ def command(checkpoint: str, inputs: tuple[str, ...], output: str, polygons: str
     else:
         results = predict_rasters(checkpoint, sources, output, **options)
     for result in results:
-        written = ", ".join(str(p) for p in (result.classes, result.probabilities,
-                                             result.preview, result.polygons, result.stac)
-                            if p is not None)
+        written = ", ".join(map(str, result.files))
         if resume and result.scenes == 0:
             click.echo(f"{result.input}: already done -> {written}")
             continue

@@ -503,7 +503,7 @@ def predict_in_parts(checkpoint: Checkpoint | str | os.PathLike, sources: Sequen
             warn_if_unlike_training(config.imagery, raster, job.source)
             job.scenes = scene_grid(raster.height, raster.width, scene_size, halo)
             chosen = raster.bands
-        with_probabilities = job.plan.probabilities is not None
+        with_probabilities = job.plan.needs_probabilities
         manifest = {"input": _input_identity(job.source), "checkpoint": identity,
                     "settings": {k: str(v) for k, v in asdict(settings).items()},
                     "scene_size": scene_size, "halo": halo, "bands": chosen,

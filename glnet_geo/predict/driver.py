@@ -212,7 +212,7 @@ def _predict_here(checkpoint: Checkpoint, source: str, plan: OutputPlan,
         total = sum(settings.steps(scene) for scene in scenes)
         with progress_bar(total, Path(source).name, "patch", options.progress) as bar:
             cores = predicted_cores(checkpoint.model, raster, scenes, settings, device,
-                                    plan.probabilities is not None, bar)
+                                    plan.needs_probabilities, bar)
             result = write_outputs(source, raster, config, cores,
                                    output_tags(source, settings, scene_size, halo), plan,
                                    overwrite=options.overwrite,

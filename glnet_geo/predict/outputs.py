@@ -73,6 +73,15 @@ class OutputPlan:
         return [p for p in (getattr(self, f.name) for f in fields(self)) if p is not None]
 
     @property
+    def needs_probabilities(self) -> bool:
+        """Whether an output is made from the blended probabilities, not the classes alone.
+
+        The scenes then carry their probabilities to :func:`write_outputs`
+        (and into the parts of a distributed run).
+        """
+        return self.probabilities is not None
+
+    @property
     def polygon_format(self) -> VectorFormat | None:
         """The format of the polygons, from their extension (None without polygons).
 
@@ -221,6 +230,12 @@ class PredictedRaster:
     scenes: int = 0
     resumed: int = 0
     precision: str = ""
+
+    @property
+    def files(self) -> list[Path]:
+        """The files written, in the order of the fields."""
+        return [p for p in (getattr(self, f.name) for f in fields(self))
+                if isinstance(p, Path)]
 
     @classmethod
     def planned(cls, source: str, plan: OutputPlan) -> PredictedRaster:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from glnet_geo.errors import InputError, OutputError, OutputExistsError
-from glnet_geo.predict import OutputPlan, distributed, driver, predict_raster
+from glnet_geo.predict import OutputPlan, PredictedRaster, distributed, driver, predict_raster
 from glnet_geo.predict.outputs import directory_plans
 
 
@@ -71,3 +71,9 @@ def test_an_unknown_polygon_format_fails_before_the_model_loads(
         predict_raster(make_checkpoint(), raster, tmp_path / "c.tif",
                        polygons=tmp_path / "c.xyz", progress=False, **options)
     assert sorted(p.name for p in tmp_path.iterdir()) == [Path(raster).name]
+
+
+def test_a_result_lists_the_files_written(tmp_path):
+    result = PredictedRaster("in.tif", tmp_path / "c.tif", polygons=tmp_path / "c.gpkg",
+                             scenes=3)
+    assert result.files == [tmp_path / "c.tif", tmp_path / "c.gpkg"]

@@ -33,7 +33,7 @@ def command(official: str, output: str, classes: str, global_fixed: str | None,
       glnet-geo import-official fpn_deepglobe_local2global.pth -o l2g.pt --classes deepglobe \\
           --global-fixed fpn_deepglobe_global.pth
     """
-    from glnet_geo.models.official import import_official
+    from glnet_geo.import_official import import_official
 
     path = import_official(official, output, classes=classes, global_fixed=global_fixed,
                            overwrite=overwrite)

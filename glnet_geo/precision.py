@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import torch
 
-from glnet_geo.errors import InputError
+from glnet_geo.errors import InputError, parse_choice
 
 
 class Precision(StrEnum):
@@ -28,11 +28,7 @@ class Precision(StrEnum):
     @classmethod
     def parse(cls, value: Precision | str) -> Precision:
         """``value`` as a precision; an unknown one raises :class:`InputError`."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise InputError(f"unknown precision {value!r}; expected one of "
-                             f"{', '.join(p.value for p in cls)} (--precision)") from None
+        return parse_choice(cls, value, "precision", "--precision")
 
     @property
     def dtype(self) -> torch.dtype:

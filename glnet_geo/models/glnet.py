@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from glnet_geo.errors import InputError
+from glnet_geo.errors import InputError, parse_choice
 from glnet_geo.models.encoders import ResNetEncoder
 from glnet_geo.models.fpn import FPN, PS3_CHANNELS, FeatureMaps, FPNOutput
 from glnet_geo.models.fusion import fold_batch_norm
@@ -64,11 +64,7 @@ class GLNetMode(StrEnum):
     @classmethod
     def parse(cls, value: GLNetMode | str) -> GLNetMode:
         """``value`` as a mode; a bad one raises :class:`InputError`."""
-        try:
-            return cls(value)
-        except ValueError:
-            raise InputError(f"unknown GLNet mode {value!r}; expected one of "
-                             f"{', '.join(m.value for m in cls)}") from None
+        return parse_choice(cls, value, "GLNet mode")
 
 
 @dataclass

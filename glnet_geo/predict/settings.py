@@ -20,7 +20,7 @@ import torch
 from rasterio.windows import Window
 
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, load_checkpoint
-from glnet_geo.errors import InputError
+from glnet_geo.errors import InputError, parse_choice
 from glnet_geo.io.grid import patch_windows
 from glnet_geo.io.scenes import Scene, default_halo
 from glnet_geo.io.writer import check_creation_options
@@ -70,17 +70,8 @@ class PredictMode(StrEnum):
 
     @classmethod
     def parse(cls, value: PredictMode | str) -> PredictMode:
-        """Return the mode named ``value``.
-
-        Raises:
-            InputError: An unknown mode.
-
-        """
-        try:
-            return cls(value)
-        except ValueError:
-            raise InputError(f"unknown mode {value!r}; expected one of "
-                             f"{', '.join(m.value for m in cls)}") from None
+        """``value`` as a mode; an unknown one raises :class:`InputError`."""
+        return parse_choice(cls, value, "mode", "--mode")
 
 
 @dataclass(frozen=True)

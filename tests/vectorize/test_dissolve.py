@@ -7,8 +7,8 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import glnet_geo.dissolve as module
-from glnet_geo.dissolve import dissolve
+import glnet_geo.vectorize.dissolve as module
+from glnet_geo.vectorize.dissolve import dissolve
 
 
 def regions(data: np.ndarray) -> list:

@@ -49,8 +49,8 @@ def _creation_options(ctx: click.Context, param: click.Parameter,
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @output_opt
 @click.option("--polygons", type=click.Path(), metavar="PATH",
-              help="Also write polygons (format from the extension: .gpkg, .geojson, .shp, "
-                   ".fgb, .parquet).")
+              help="Also write polygons (format from the extension: {}).".format(__import__(
+                  "glnet_geo.vectorize.formats", fromlist=["describe"]).describe(names=False)))
 @click.option("--probabilities", type=click.Path(), metavar="PATH",
               help="Also write per-class confidence (one uint8 band per class, 255 = 1.0).")
 @click.option("--preview", type=click.Path(), metavar="PNG",

@@ -49,3 +49,14 @@ def test_version_and_lazy_api():
         assert callable(getattr(glnet_geo, name))
     with pytest.raises(AttributeError):
         glnet_geo.no_such_thing  # noqa: B018
+
+
+def test_every_subpackage_is_listed_in_setup_cfg():
+    import configparser
+
+    root = Path(glnet_geo.__file__).parent
+    config = configparser.ConfigParser()
+    config.read(root.parent / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(root.parent).parts) for p in root.rglob("__init__.py")}
+    assert found <= listed, f"missing from setup.cfg (a wheel would lack them): {found - listed}"

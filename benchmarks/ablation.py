@@ -49,8 +49,8 @@ from glnet_geo.models import GLNet, GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.training.evaluation import ScoringMode, evaluate, scene_probabilities
 from glnet_geo.training.module import (
-    GlobalPass,
     GLNetModule,
+    GlobalPass,
     LossReduction,
     LossSettings,
     LRSchedule,

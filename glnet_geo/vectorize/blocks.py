@@ -123,8 +123,8 @@ class Edges:
 
 
 def polygonize_block(data: np.ndarray, valid: np.ndarray, window: Window, *,
-                      raster_width: int, raster_height: int, connectivity: Connectivity,
-                      tolerance_px: float, confidence: np.ndarray | None) -> Block:
+                     raster_width: int, raster_height: int, connectivity: Connectivity,
+                     tolerance_px: float, confidence: np.ndarray | None) -> Block:
     """Polygonize one block into pieces, flag those on inner seams, label them.
 
     Args:

@@ -8,11 +8,22 @@ Writes class GeoTIFFs of 4096^2 and 16384^2 pixels, block by block:
   class spans the whole raster (its single feature grows with the raster);
 
 then vectorizes each one in a fresh Python process and prints that process's
-peak resident memory and wall time.
+peak resident memory and wall time, the features, and the area of each class.
+
+``--method`` picks who vectorizes (several: each raster is vectorized by each
+in turn, and the areas per class are compared):
+
+- ``ours``: :func:`glnet_geo.vectorize.vectorize_raster` (blocks, seams joined);
+- ``gdal``: GDAL's polygonize over the whole band, the field's usual way:
+  :func:`rasterio.features.shapes` on a :func:`rasterio.band` (GDAL reads the
+  raster itself, so there are no seams to join), invalid polygons repaired
+  with :func:`shapely.make_valid`, areas from the map coordinates, written to
+  a GeoPackage in the same chunks (same fields less ``class_name``).
 
 Usage:
     python benchmarks/vectorize_memory.py [--sizes 4096 16384] [--workdir DIR]
         [--kinds landcover buildings landcover-spanning] [--block-size 1024]
+        [--method ours gdal]
 """
 
 from __future__ import annotations
@@ -184,29 +195,92 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def child(mask: str, output: str, kind: str, block_size: int) -> None:
-    """Vectorize in this process and print its peak memory and time as JSON."""
+def polygonize_gdal(mask: str, output: str, kind: str) -> None:
+    """Polygonize with GDAL over the whole band and write the features in chunks."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+    import rasterio
+    import rasterio.features
+    import shapely
+
+    keep = OPTIONS[kind].get("classes")
+    pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": "OFF"})  # as ours stages
+    with rasterio.open(mask) as src:
+        band = rasterio.band(src, 1)
+        if keep is not None:  # buildings: 0/1, class 1 kept, so the band is its own mask
+            if keep != [1]:
+                raise SystemExit(f"{kind}: --method gdal keeps class 1 of a 0/1 raster only")
+            shapes = rasterio.features.shapes(band, mask=band, transform=src.transform)
+        else:
+            shapes = rasterio.features.shapes(band, transform=src.transform)
+        crs = src.crs.to_wkt()
+        geoms: list = []
+        values: list[int] = []
+        vertices = 0
+        started = False
+
+        def flush() -> None:
+            nonlocal geoms, values, vertices, started
+            array = np.empty(len(geoms), dtype=object)
+            array[:] = geoms
+            bad = ~shapely.is_valid(array)
+            if bad.any():
+                array[bad] = shapely.make_valid(array[bad])
+            frame = gpd.GeoDataFrame(
+                {"class_id": pd.Series(values, dtype="int32"),
+                 "area_m2": pd.Series(shapely.area(array), dtype="float64")},
+                geometry=gpd.GeoSeries(array, crs=crs))
+            pyogrio.write_dataframe(frame, output, layer=Path(output).stem, driver="GPKG",
+                                    geometry_type="Polygon", append=started,
+                                    promote_to_multi=False)
+            started = True
+            geoms, values, vertices = [], [], 0
+
+        for geojson, value in shapes:
+            rings = [shapely.linearrings(np.asarray(r)) for r in geojson["coordinates"]]
+            geoms.append(shapely.polygons(rings[0], rings[1:] or None))
+            values.append(int(value))
+            vertices += sum(len(r) for r in geojson["coordinates"])
+            if len(geoms) >= 20_000 or vertices >= 500_000:
+                flush()
+        if geoms or not started:
+            flush()
+
+
+def child(mask: str, output: str, kind: str, method: str, block_size: int) -> None:
+    """Vectorize in this process and print its peak memory, time and result as JSON."""
     import pyogrio
     import shapely
 
-    from glnet_geo.vectorize import vectorize_raster
+    if method == "ours":
+        from glnet_geo.vectorize import vectorize_raster
 
     base = peak_rss_mib()
     start = time.perf_counter()
-    vectorize_raster(mask, output, block_size=block_size, overwrite=True, **OPTIONS[kind])
+    if method == "ours":
+        vectorize_raster(mask, output, block_size=block_size, overwrite=True, **OPTIONS[kind])
+    else:
+        polygonize_gdal(mask, output, kind)
     seconds = time.perf_counter() - start
     peak = peak_rss_mib()
     features = vertices = largest = 0
-    with pyogrio.open_arrow(output, columns=[], batch_size=10_000,
-                           use_pyarrow=True) as (meta, reader):
+    areas: dict[int, float] = {}
+    with pyogrio.open_arrow(output, columns=["class_id", "area_m2"], batch_size=10_000,
+                            use_pyarrow=True) as (meta, reader):
         for batch in reader:
             counts = shapely.get_num_coordinates(
                 shapely.from_wkb(batch.column(meta["geometry_name"])))
             features += len(counts)
             vertices += int(counts.sum())
             largest = max(largest, int(counts.max(initial=0)))
+            ids = batch.column("class_id").to_numpy()
+            area = batch.column("area_m2").to_numpy()
+            for value in np.unique(ids).tolist():
+                areas[value] = areas.get(value, 0.0) + float(area[ids == value].sum())
     print(json.dumps({"seconds": seconds, "peak_mib": peak, "import_mib": base,
-                      "features": features, "vertices": vertices, "largest": largest}))
+                      "features": features, "vertices": vertices, "largest": largest,
+                      "areas": areas}))
 
 
 def machine() -> str:
@@ -223,13 +297,17 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+METHODS = ("ours", "gdal")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
+    parser.add_argument("--method", nargs="+", default=["ours"], choices=METHODS)
     parser.add_argument("--block-size", type=int, default=1024)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--child", nargs=3, metavar=("MASK", "OUTPUT", "KIND"),
+    parser.add_argument("--child", nargs=4, metavar=("MASK", "OUTPUT", "KIND", "METHOD"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -238,26 +316,33 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         print(f"machine: {machine()}; block size {args.block_size} px")
-        print(f"{'raster':>29} {'features':>9} {'vertices':>10} {'largest':>9} {'time s':>8} "
-              f"{'peak MiB':>9} {'after import MiB':>17}")
+        print(f"{'raster':>29} {'method':>6} {'features':>9} {'vertices':>10} {'largest':>9} "
+              f"{'time s':>8} {'peak MiB':>9} {'after import MiB':>17} {'area vs first':>14}")
         for kind in args.kinds:
             for size in args.sizes:
                 mask = Path(tmp) / f"{kind}-{size}.tif"
                 make_raster(mask, kind, size)
-                out = Path(tmp) / f"{kind}-{size}.gpkg"
-                done = subprocess.run(
-                    [sys.executable, __file__, "--child", str(mask), str(out), kind,
-                     "--block-size", str(args.block_size)],
-                    capture_output=True, text=True)
-                if done.returncode:
-                    sys.exit(f"{kind} {size}: vectorizing failed:\n{done.stderr}")
-                result = json.loads(done.stdout.strip().splitlines()[-1])
-                print(f"{kind + ' ' + str(size) + '^2':>29} {result['features']:>9} "
-                      f"{result['vertices']:>10} {result['largest']:>9} "
-                      f"{result['seconds']:>8.1f} {result['peak_mib']:>9.0f} "
-                      f"{result['import_mib']:>17.0f}", flush=True)
+                first = None
+                for method in args.method:
+                    out = Path(tmp) / f"{kind}-{size}-{method}.gpkg"
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--child", str(mask), str(out), kind,
+                         method, "--block-size", str(args.block_size)],
+                        capture_output=True, text=True)
+                    if done.returncode:
+                        sys.exit(f"{kind} {size} {method}: vectorizing failed:\n{done.stderr}")
+                    result = json.loads(done.stdout.strip().splitlines()[-1])
+                    areas = {int(k): v for k, v in result["areas"].items()}
+                    first = first or areas
+                    # largest relative difference of a class's total area from the first method
+                    diff = max(abs(areas.get(c, 0.0) - a) / a for c, a in first.items() if a)
+                    print(f"{kind + ' ' + str(size) + '^2':>29} {method:>6} "
+                          f"{result['features']:>9} {result['vertices']:>10} "
+                          f"{result['largest']:>9} {result['seconds']:>8.1f} "
+                          f"{result['peak_mib']:>9.0f} {result['import_mib']:>17.0f} "
+                          f"{diff:>14.1e}", flush=True)
+                    out.unlink()
                 mask.unlink()
-                out.unlink()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from glnet_geo.cli.options import (
     precision_opt,
     skip_threshold_opt,
 )
+from glnet_geo.vectorize.formats import describe
 
 
 def _bands(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -49,8 +50,7 @@ def _creation_options(ctx: click.Context, param: click.Parameter,
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @output_opt
 @click.option("--polygons", type=click.Path(), metavar="PATH",
-              help="Also write polygons (format from the extension: .gpkg, .geojson, .shp, "
-                   ".fgb, .parquet).")
+              help=f"Also write polygons (format from the extension: {describe(names=False)}).")
 @click.option("--probabilities", type=click.Path(), metavar="PATH",
               help="Also write per-class confidence (one uint8 band per class, 255 = 1.0).")
 @click.option("--preview", type=click.Path(), metavar="PNG",

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from glnet_geo.cli.options import output_opt, overwrite_opt
+from glnet_geo.vectorize.formats import describe
 
 
 def _ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[int] | None:
@@ -27,8 +28,8 @@ def _ids(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> 
 @click.argument("mask", type=click.Path(dir_okay=False))
 @output_opt
 @click.option("--format", "format_", metavar="FORMAT",
-              help="gpkg | geojson | shapefile | flatgeobuf | geoparquet "
-                   "[default: from the extension of -o; GeoPackage without one].")
+              help=f"{describe()} [default: from the extension of -o; GeoPackage "
+                   "without one].")
 @click.option("--simplify", type=float, default=0.0, show_default=True, metavar="M",
               help="Simplification tolerance in map units; neighbours keep shared edges.")
 @click.option("--min-area", type=float, default=0.0, show_default=True, metavar="M2",

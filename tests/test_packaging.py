@@ -87,3 +87,14 @@ def test_no_import_cycle_among_the_modules():
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as error:
         pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")
+
+
+def test_every_subpackage_is_listed_in_setup_cfg():
+    import configparser
+
+    root = Path(glnet_geo.__file__).parent
+    config = configparser.ConfigParser()
+    config.read(root.parent / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {".".join(p.parent.relative_to(root.parent).parts) for p in root.rglob("__init__.py")}
+    assert found <= listed, f"missing from setup.cfg (a wheel would lack them): {found - listed}"

@@ -119,3 +119,15 @@ def test_a_full_file_system_is_one_line_and_keeps_the_output(tmp_path, run_glnet
     assert "no existing output was touched" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == [f"polygons{suffix}"]
     assert (out / f"polygons{suffix}").read_text() == "an earlier result"
+
+
+def test_help_lists_every_format():
+    from glnet_geo.vectorize import VectorFormat
+
+    vectorize = " ".join(CliRunner().invoke(main, ["vectorize", "--help"]).output.split())
+    predict = " ".join(CliRunner().invoke(main, ["predict", "--help"]).output.split())
+    for fmt in VectorFormat:
+        assert f"{fmt.value} ({', '.join(fmt.record.suffixes)}" in vectorize
+        assert fmt.suffix in predict
+    suffixes = ", ".join(f.suffix for f in VectorFormat)
+    assert f"Also write polygons (format from the extension: {suffixes})." in predict

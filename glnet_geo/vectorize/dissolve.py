@@ -1,6 +1,6 @@
 """Merge the pieces of one region that block seams cut apart, without a polygon overlay.
 
-Block-wise polygonizing (see :mod:`glnet_geo.vectorize`) cuts a region that
+Block-wise polygonizing (:mod:`glnet_geo.vectorize.blocks`) cuts a region that
 straddles block seams into pieces, one per block. The pieces are polygons in
 integer pixel coordinates that meet only along the seams, which are straight
 grid lines. :func:`dissolve` joins them by editing their outlines instead of

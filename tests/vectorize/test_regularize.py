@@ -6,7 +6,7 @@ import rasterio.features
 import shapely
 from shapely import affinity
 
-from glnet_geo.regularize import dominant_orientation, regularize_polygon
+from glnet_geo.vectorize.regularize import dominant_orientation, regularize_polygon
 
 
 def traced(truth, seed: int, noise: float = 0.3, size: int = 100):

@@ -7,8 +7,8 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import glnet_geo.dissolve as module
-from glnet_geo.dissolve import dissolve
+import glnet_geo.vectorize.dissolve as module
+from glnet_geo.vectorize.dissolve import dissolve
 
 
 def regions(data: np.ndarray) -> list:
@@ -73,7 +73,7 @@ def test_holes_closed_by_the_seams_and_holes_of_pieces(no_overlay):
     data = np.ones((12, 12), np.uint8)
     data[5:7, 5:7] = 0  # a hole across the seams at 6
     data[1, 1] = 0  # a hole inside one block
-    region = [r for r in regions(data) if r.area > 100][0]
+    region = next(r for r in regions(data) if r.area > 100)
     merged = dissolve(cut(region, 6, 12, 12), block_size=6, width=12, height=12)
     assert len(merged.interiors) == 2
     assert merged.equals(region)

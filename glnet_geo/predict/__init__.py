@@ -11,9 +11,10 @@ The face of prediction; each concept lives in the module named after it:
   checked before any model runs (:class:`OutputPlan`), then written;
 - :mod:`~glnet_geo.predict.driver`: the loop over inputs and scenes in this
   process (:func:`predict_raster`, :func:`predict_rasters`);
+- :mod:`~glnet_geo.predict.stac`: the STAC Item that describes a run's outputs;
 - :mod:`~glnet_geo.predict.distributed`: scenes as tasks, on Dask or resumable.
 
-Imports go one way: settings, blending, outputs, distributed, driver.
+Imports go one way: settings, blending, outputs, stac, distributed, driver.
 """
 
 from glnet_geo.predict.driver import predict_raster, predict_rasters

@@ -71,7 +71,7 @@ from glnet_geo.predict.settings import (
     prepare_checkpoint,
     resolve_device,
 )
-from glnet_geo.stac import write_prediction_item
+from glnet_geo.predict.stac import write_prediction_item
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -47,7 +47,7 @@ from glnet_geo.predict.settings import (
     prepare_checkpoint,
     resolve_device,
 )
-from glnet_geo.stac import write_prediction_item
+from glnet_geo.predict.stac import write_prediction_item
 
 
 def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.PathLike,
@@ -112,7 +112,7 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
         resume: Keep each finished scene on disk and, on a new run, take the
             scenes an interrupted run finished (in process or on Dask).
         stac: Also write a STAC Item describing the outputs here
-            (:mod:`glnet_geo.stac`).
+            (:mod:`glnet_geo.predict.stac`).
         creation_options: GDAL creation options of the class COG (``--co``),
             e.g. ``{"COMPRESS": "ZSTD"}``, checked before any work
             (:func:`glnet_geo.io.writer.check_creation_options`).

@@ -282,7 +282,7 @@ def write_outputs(source: str, raster: RasterInput, config: ModelConfig,
     (all temporary files are removed on any error, Ctrl-C included); then the
     preview and the polygons are made from the published class raster (the
     STAC Item, which describes them all, comes last:
-    :func:`glnet_geo.stac.write_prediction_item`).
+    :func:`glnet_geo.predict.stac.write_prediction_item`).
 
     Args:
         source: The input (named in the metadata).

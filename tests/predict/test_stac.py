@@ -8,7 +8,7 @@ import shapely.geometry
 from glnet_geo.checkpoint import ModelConfig, read_checkpoint
 from glnet_geo.errors import OutputError, OutputExistsError
 from glnet_geo.predict import predict_raster, predict_rasters
-from glnet_geo.stac import _machine_name
+from glnet_geo.predict.stac import _machine_name
 
 EXTENSIONS = {
     "https://stac-extensions.github.io/projection/v2.0.0/schema.json",

@@ -29,7 +29,7 @@ from glnet_geo.predict import PredictMode, SceneSettings, driver, predict_raster
 from glnet_geo.predict.blending import blend_weights, patches_to_refine
 from glnet_geo.predict.settings import prepare_checkpoint
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 _LOADED = {}
 
 

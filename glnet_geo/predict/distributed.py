@@ -189,10 +189,11 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
             with client:
                 yield client
         return
-    with dask_logs(level):
-        with dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
-            local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1,
-                                 processes=True, dashboard_address=None, silence_logs=level)
+    # the settings hold for the cluster's whole life: a nanny reads them whenever it starts
+    with dask_logs(level), dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
+        local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
+                             dashboard_address=None, silence_logs=level,
+                             scheduler_kwargs=QUIET_HTTP)
         with local, Client(local) as client:
             client.run(_quiet_cancellations)
             yield client
@@ -214,6 +215,10 @@ def _quiet_cancellations() -> None:
 #: key to None (Dask's way to unset it) keeps glibc's default; the thread limits
 #: (``OMP_NUM_THREADS`` ...) stay, each task sets its torch threads itself.
 KEEP_ADAPTIVE_MALLOC = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: The scheduler serves its HTTP routes (health, metrics) even without a dashboard, on port
+#: 8787 unless told otherwise, and warns when that port is taken (a second run, or another
+#: cluster on this machine); a free port chosen by the system needs no warning.
+QUIET_HTTP = {"dashboard_address": ":0"}
 #: Dask workers sample their threads' stacks every 10 ms for the dashboard's profile,
 #: which a local cluster without a dashboard does not show; off, it costs nothing.
 WORKER_PROFILER = "distributed.worker.profile.enabled"

@@ -1,4 +1,6 @@
 import logging
+import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -17,10 +19,17 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def scheduler():
-    """Address of one local Dask cluster for the module: 2 processes, 1 thread each."""
+    """Address of one local Dask cluster for the module: 2 processes, 1 thread each.
+
+    A cluster of Dask's defaults, as a user's would be. Its nannies put Dask's
+    ``MALLOC_TRIM_THRESHOLD_`` into this process's environment for good, so the environment
+    is restored afterwards: the clusters of later tests inherit it otherwise.
+    """
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as local:
+    with mock.patch.dict(os.environ), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None,
+                                     scheduler_kwargs={"dashboard_address": ":0"}) as local:
         yield local.scheduler_address
 
 
@@ -33,7 +42,7 @@ def test_workers_2_give_the_single_process_classes(make_checkpoint, make_raster,
                                                    caplog):
     raster = make_raster("ortho.tif", SIDE, SIDE)  # 2 x 2 scenes
     checkpoint = make_checkpoint()
-    # global mode keeps this fast; tests/test_distributed.py compares GLNet mode
+    # global mode keeps this fast; tests/predict/test_distributed.py compares GLNet mode
     single = run(checkpoint, raster, "-o", tmp_path / "single.tif", "--mode", "global")
     assert single.exit_code == 0, single.output
     assert "4 scene(s)" in single.output

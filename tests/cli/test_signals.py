@@ -25,8 +25,15 @@ def start(*args: object) -> subprocess.Popen:
     """Start ``glnet-geo ARGS`` as its own process (one torch thread)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
+    # as from a terminal: a test run started in the background (SIGINT ignored, which the
+    # child would inherit, and Python then leaves Ctrl-C ignored) must not change the command
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(process: subprocess.Popen, directory: Path, pattern: str) -> list[Path]:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 import glnet_geo
+from glnet_geo.classes import DEFAULT_COLORS
 from glnet_geo.errors import CheckpointError, OutputExistsError
 from glnet_geo.imagery import ImageryProfile
 from glnet_geo.io.reader import Normalization
@@ -30,12 +31,6 @@ from glnet_geo.models.stages import Stage
 
 FORMAT = "glnet-geo"
 FORMAT_VERSION = 1
-
-DEFAULT_COLORS = [
-    (0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 0, 255),
-    (255, 255, 255), (0, 0, 0), (255, 128, 0), (128, 0, 255), (128, 128, 128),
-]
-
 
 @dataclass
 class ModelConfig:

@@ -16,6 +16,12 @@ from glnet_geo.errors import InputError
 #: the loss or the scores) and nodata in predicted class rasters and their parts.
 NO_CLASS = 255
 
+#: Colours of classes that come without one (cycled for more than ten classes).
+DEFAULT_COLORS = [
+    (0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 0, 255),
+    (255, 255, 255), (0, 0, 0), (255, 128, 0), (128, 0, 255), (128, 128, 128),
+]
+
 
 @dataclass(frozen=True)
 class ClassPreset:

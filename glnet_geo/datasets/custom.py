@@ -51,8 +51,7 @@ from torch.utils.data import Dataset
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
-from glnet_geo.checkpoint import DEFAULT_COLORS
-from glnet_geo.classes import NO_CLASS
+from glnet_geo.classes import DEFAULT_COLORS, NO_CLASS
 from glnet_geo.datasets.sample import SceneSample, SceneViews
 from glnet_geo.errors import InputError
 from glnet_geo.io.reader import Normalization, expand_inputs, reading

@@ -135,13 +135,7 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
                              overwrite=overwrite, progress=progress, resume=resume,
                              creation_options=creation_options or {})
     cluster = Cluster.requested(workers, threads_per_worker, scheduler)
-    if cluster is not None or resume:
-        return predict_in_parts(checkpoint, [source], [plan], options, cluster)[0]
-    torch_device = resolve_device(device)
-    plan.check(source, overwrite)
-    loaded = prepare_checkpoint(checkpoint, torch_device,
-                                resolve_precision(precision, torch_device))
-    return _predict_here(loaded, source, plan, options, torch_device)
+    return _predict(checkpoint, [source], [plan], options, cluster)[0]
 
 
 def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
@@ -186,14 +180,24 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
                             polygons=polygons, polygon_suffix=polygon_suffix, stac=stac)
     sources = [os.fspath(source) for source in inputs]
     cluster = Cluster.requested(workers, threads_per_worker, scheduler)
-    if cluster is not None or run.resume:
-        return predict_in_parts(checkpoint, sources, plans, run, cluster)
+    return _predict(checkpoint, sources, plans, run, cluster)
+
+
+def _predict(checkpoint: Checkpoint | str | os.PathLike, sources: Sequence[str],
+             plans: Sequence[OutputPlan], options: PredictOptions,
+             cluster: Cluster | None) -> list[PredictedRaster]:
+    """Check every plan, then predict the inputs here with the checkpoint loaded once.
+
+    With a cluster or ``resume`` the run goes through parts instead
+    (:func:`~glnet_geo.predict.distributed.predict_in_parts`, which checks the same).
+    """
+    if cluster is not None or options.resume:
+        return predict_in_parts(checkpoint, sources, plans, options, cluster)
+    device = resolve_device(options.device)
     for source, plan in zip(sources, plans, strict=True):
-        plan.check(source, run.overwrite)
-    torch_device = resolve_device(run.device)
-    loaded = prepare_checkpoint(checkpoint, torch_device,
-                                resolve_precision(run.precision, torch_device))
-    return [_predict_here(loaded, source, plan, run, torch_device)
+        plan.check(source, options.overwrite)
+    loaded = prepare_checkpoint(checkpoint, device, resolve_precision(options.precision, device))
+    return [_predict_here(loaded, source, plan, options, device)
             for source, plan in zip(sources, plans, strict=True)]
 
 

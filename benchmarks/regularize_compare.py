@@ -49,12 +49,12 @@ Needs ``pip install buildingregulariser`` (not a dependency of glnet-geo).
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from vectorize_memory import machine
 
 PIXEL = 1.0  # metres: pixel units = CRS units
 ORIGIN = (500_000.0, 4_000_000.0)
@@ -219,20 +219,6 @@ def measure(raw, out, truth, seconds: float) -> dict:
         "valid": float(np.mean([g.is_valid and not g.is_empty for g in out])),
         "seconds": seconds,
     }
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main() -> None:

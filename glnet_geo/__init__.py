@@ -7,9 +7,36 @@ light (torch, rasterio and geopandas load only when a function needs them).
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __version__ = "0.1.0"
+
+
+def lazy_attributes(module: str, exports: Mapping[str, str]
+                    ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Return the ``__getattr__`` and ``__dir__`` of a package face whose names load lazily.
+
+    Args:
+        module: The face's ``__name__``.
+        exports: Public name -> the module that defines it, imported on the
+            name's first use (then kept in the face).
+
+    """
+    namespace = sys.modules[module].__dict__
+
+    def attribute(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        value = namespace[name] = getattr(importlib.import_module(exports[name]), name)
+        return value
+
+    def names() -> list[str]:
+        return sorted({*namespace, *exports})
+
+    return attribute, names
+
 
 _LAZY = {
     "load_checkpoint": "glnet_geo.checkpoint",
@@ -20,9 +47,4 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'glnet_geo' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -25,8 +25,7 @@ never this one.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from glnet_geo import lazy_attributes
 
 #: Public name -> the module defining it.
 _EXPORTS = {
@@ -54,15 +53,4 @@ _EXPORTS = {
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # looked up once
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

@@ -30,18 +30,14 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision import models
 
 from glnet_geo.errors import InputError, WeightsNotFoundError
+from glnet_geo.models.resnet import RESNETS, ResNetTrunk
 
 log = logging.getLogger(__name__)
 
-#: Backbone name -> (torchvision builder, ImageNet weights enum member).
-BACKBONES = {
-    "resnet18": (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
-    "resnet34": (models.resnet34, models.ResNet34_Weights.IMAGENET1K_V1),
-    "resnet50": (models.resnet50, models.ResNet50_Weights.IMAGENET1K_V1),
-}
+#: Backbone name -> its depth of ResNet (:class:`glnet_geo.models.resnet.ResNetSpec`).
+BACKBONES = RESNETS
 
 
 #: ``weights`` value of torchvision's ImageNet weights, and prefix of torchgeo's.
@@ -64,8 +60,15 @@ def imagenet_weights_path(backbone: str) -> Path:
         ``torch.hub.get_dir()/checkpoints/<file name of torchvision's URL>``.
 
     """
+    return cached_weights_path(imagenet_weights(backbone))
+
+
+def imagenet_weights(backbone: str) -> Any:
+    """Return torchvision's ``IMAGENET1K_V1`` ``WeightsEnum`` member for ``backbone``."""
     _check_backbone(backbone)
-    return cached_weights_path(BACKBONES[backbone][1])
+    from torchvision import models  # only here: importing torchvision costs 1.2 s
+
+    return getattr(models, BACKBONES[backbone].weights_enum).IMAGENET1K_V1
 
 
 def torchgeo_weights(name: str, backbone: str) -> Any:
@@ -148,8 +151,8 @@ def adapt_first_conv(weight: Tensor, in_channels: int) -> Tensor:
     return torch.cat([weight, extra], 1) * (3.0 / in_channels)
 
 
-class ResNetEncoder(nn.Module):
-    """A torchvision ResNet without its pooling and classifier.
+class ResNetEncoder(ResNetTrunk):
+    """A ResNet without its pooling and classifier, with its pretrained weights.
 
     Its parameter names are those of torchvision (``conv1``, ``bn1``,
     ``layer1``..``layer4``), which are also the official GLNet's.
@@ -177,40 +180,25 @@ class ResNetEncoder(nn.Module):
                 downloaded.
 
         """
-        super().__init__()
         _check_backbone(backbone)
         if not isinstance(in_channels, int) or in_channels < 1:
             raise InputError(f"in_channels={in_channels!r}; expected a positive number of bands")
-        net = BACKBONES[backbone][0](weights=None)
+        super().__init__(BACKBONES[backbone])
         pretrained_bands = 3
         if weights is not None and os.fspath(weights).startswith(TORCHGEO_PREFIX):
-            pretrained_bands = _load_torchgeo(net, backbone, in_channels,
+            pretrained_bands = _load_torchgeo(self, backbone, in_channels,
                                               os.fspath(weights)[len(TORCHGEO_PREFIX):])
         elif weights is not None:
-            _load_into(net, backbone, weights)
+            _load_into(self, backbone, weights)
         if in_channels != pretrained_bands:
-            old = net.conv1
-            net.conv1 = nn.Conv2d(in_channels, old.out_channels, kernel_size=old.kernel_size,
-                                  stride=old.stride, padding=old.padding, bias=False)
+            old = self.conv1
+            self.conv1 = nn.Conv2d(in_channels, old.out_channels, kernel_size=old.kernel_size,
+                                   stride=old.stride, padding=old.padding, bias=False)
             if weights is not None:
                 with torch.no_grad():
-                    net.conv1.weight.copy_(adapt_first_conv(old.weight, in_channels))
-        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = (
-            net.layer1, net.layer2, net.layer3, net.layer4)
+                    self.conv1.weight.copy_(adapt_first_conv(old.weight, in_channels))
         self.backbone = backbone
         self.in_channels = in_channels
-        self.out_channels: tuple[int, int, int, int] = tuple(
-            _last_channels(layer) for layer in (net.layer1, net.layer2, net.layer3, net.layer4))
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        """Return ``[c2, c3, c4, c5]`` for ``x`` of shape ``(B, C, H, W)``."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c2 = self.layer1(x)
-        c3 = self.layer2(c2)
-        c4 = self.layer3(c3)
-        c5 = self.layer4(c4)
-        return [c2, c3, c4, c5]
 
 
 def _load_torchgeo(net: nn.Module, backbone: str, in_channels: int, name: str) -> int:
@@ -245,7 +233,7 @@ def _load_into(net: nn.Module, backbone: str, weights: str | os.PathLike) -> Non
     """
     expected_name = imagenet_weights_path(backbone).name
     if str(weights) == IMAGENET:
-        state = download_weights(BACKBONES[backbone][1], f"ImageNet {backbone}")
+        state = download_weights(imagenet_weights(backbone), f"ImageNet {backbone}")
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         _load_state(net, backbone, state, f"torchvision's {expected_name}", expected_name)
         return
@@ -287,8 +275,3 @@ def _check_backbone(backbone: str) -> None:
         raise InputError(f"unknown backbone {backbone!r}; expected one of "
                          f"{', '.join(BACKBONES)}")
 
-
-def _last_channels(layer: nn.Sequential) -> int:
-    block = layer[-1]
-    last_bn = block.bn3 if hasattr(block, "bn3") else block.bn2
-    return last_bn.num_features

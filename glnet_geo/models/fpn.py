@@ -133,8 +133,7 @@ class FPN(nn.Module):
             self.smooth = _conv(2 * PS3_CHANNELS, PS3_CHANNELS, 3)
         self.classify = _conv(PS3_CHANNELS, num_classes, 3)
         for module in self.children():
-            nn.init.normal_(module.weight, mean=0.0, std=0.01)
-            nn.init.zeros_(module.bias)
+            init_decoder_conv(module)
 
     def forward(self, features: Sequence[Tensor], shared: FeatureMaps | None = None) -> FPNOutput:
         """Decode encoder maps, optionally with the other branch's maps.
@@ -181,6 +180,18 @@ class FPN(nn.Module):
 def resize(x: Tensor, size: Sequence[int]) -> Tensor:
     """Bilinear resize (``align_corners=False``), the only resampling GLNet uses."""
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def init_decoder_conv(conv: nn.Conv2d) -> None:
+    """Initialise a decoder conv as the official code does: weights N(0, 0.01), bias 0.
+
+    Nothing is done to a conv built on the meta device (a checkpoint's network
+    before its weights are assigned), which has no values to set.
+    """
+    if conv.weight.is_meta:  # its normal_ would also import torch._dynamo (1.1 s)
+        return
+    nn.init.normal_(conv.weight, mean=0.0, std=0.01)
+    nn.init.zeros_(conv.bias)
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from glnet_geo.errors import InputError, parse_choice
 from glnet_geo.models.encoders import ResNetEncoder
-from glnet_geo.models.fpn import FPN, PS3_CHANNELS, FeatureMaps, FPNOutput
+from glnet_geo.models.fpn import FPN, PS3_CHANNELS, FeatureMaps, FPNOutput, init_decoder_conv
 from glnet_geo.models.fusion import fold_batch_norm
 from glnet_geo.models.losses import feature_map_regularizer
 from glnet_geo.models.sharing import Box, LocalMapMerger, crop_maps, crop_resize
@@ -173,8 +173,7 @@ class Aggregation(nn.Module):
         super().__init__()
         self.channels = channels
         self.conv = nn.Conv2d(2 * channels, num_classes, kernel_size=3, padding=1)
-        nn.init.normal_(self.conv.weight, mean=0.0, std=0.01)
-        nn.init.zeros_(self.conv.bias)
+        init_decoder_conv(self.conv)
 
     def forward(self, local: Tensor, global_: Tensor) -> Tensor:
         """Logits from L's ps3 and G's cropped ps3 (same size)."""

@@ -8,10 +8,10 @@ import torchvision
 
 from glnet_geo.errors import InputError, WeightsNotFoundError
 from glnet_geo.models.encoders import (
-    BACKBONES,
     ResNetEncoder,
     adapt_first_conv,
     cached_weights_path,
+    imagenet_weights,
     imagenet_weights_path,
 )
 
@@ -83,15 +83,15 @@ def offline(tmp_path, monkeypatch):
 
 
 def test_imagenet_weights_come_from_the_torchvision_cache(tmp_path, resnet18_file, offline):
-    expected = tmp_path / "hub" / "checkpoints" / BACKBONES["resnet18"][1].url.rsplit("/")[-1]
+    expected = tmp_path / "hub" / "checkpoints" / imagenet_weights("resnet18").url.rsplit("/")[-1]
     assert imagenet_weights_path("resnet18") == expected
     with pytest.raises(WeightsNotFoundError) as error:
         ResNetEncoder("resnet18", weights="imagenet")
     message = str(error.value)  # one line: the file, where it comes from, where to put it
     assert "\n" not in message and "could not be downloaded (offline)" in message
-    assert f"put {expected.name} (from {BACKBONES['resnet18'][1].url}) in {expected.parent}" \
-        in message
-    assert offline == [BACKBONES["resnet18"][1].url]  # torchvision's weights API was asked
+    url = imagenet_weights("resnet18").url
+    assert f"put {expected.name} (from {url}) in {expected.parent}" in message
+    assert offline == [url]  # torchvision's weights API was asked
     expected.parent.mkdir(parents=True, exist_ok=True)
     resnet18_file[0].rename(expected)
     encoder = ResNetEncoder("resnet18", weights="imagenet")

@@ -205,7 +205,7 @@ def glnet_process(*args: object, file_size_limit: int | None = None,
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
-    code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
+    code = "from glnet_geo.cli import run; run()"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)],
                           preexec_fn=limited if file_size_limit else None, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -27,6 +27,23 @@ def test_console_script_help():
         assert name in result.stdout
 
 
+def test_console_script_exits_at_once_with_the_commands_status_and_output(tmp_path):
+    exe = shutil.which("glnet-geo", path=str(BIN)) or shutil.which("glnet-geo")
+    usage = run(exe, "predict", "--mode", "nope")
+    assert usage.returncode == 2 and "'nope' is not one of" in usage.stderr
+    missing = run(exe, "info", str(tmp_path / "none.tif"))
+    assert missing.returncode == 1
+    lines = missing.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {tmp_path / 'none.tif'} is neither")
+    # the exit functions still run, after the command's output
+    code = ("import atexit, sys; atexit.register(lambda: print('exit functions ran')); "
+            "from glnet_geo.cli import run; sys.argv = ['glnet-geo', '--version']; run()")
+    done = run(sys.executable, "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"glnet-geo, version {glnet_geo.__version__}",
+                                        "exit functions ran"]
+
+
 def test_rio_plugin_help():
     exe = shutil.which("rio", path=str(BIN)) or shutil.which("rio")
     assert exe, "rasterio's rio command is not installed"

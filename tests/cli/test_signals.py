@@ -24,7 +24,7 @@ START_TIMEOUT_S = 120
 def start(*args: object) -> subprocess.Popen:
     """Start ``glnet-geo ARGS`` as its own process (one torch thread)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    code = "from glnet_geo.cli import main; main(prog_name='glnet-geo')"
+    code = "from glnet_geo.cli import run; run()"
     # as from a terminal: a test run started in the background (SIGINT ignored, which the
     # child would inherit, and Python then leaves Ctrl-C ignored) must not change the command
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)],

@@ -96,6 +96,10 @@ class ResNetSpec:
     weights_enum: str
 
 
+#: Channels of the blocks of ``layer1``..``layer4`` (times the block's ``expansion`` at their
+#: outputs).
+STAGE_CHANNELS = (64, 128, 256, 512)
+
 #: Backbone name -> its depth of ResNet.
 RESNETS = {
     "resnet18": ResNetSpec(BasicBlock, (2, 2, 2, 2), "ResNet18_Weights"),
@@ -121,8 +125,7 @@ class ResNetTrunk(nn.Module):
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         channels_in = 64
         stages = []
-        for i, (blocks, channels) in enumerate(zip(spec.layers, (64, 128, 256, 512),
-                                                   strict=True)):
+        for i, (blocks, channels) in enumerate(zip(spec.layers, STAGE_CHANNELS, strict=True)):
             stride = 1 if i == 0 else 2
             out = channels * spec.block.expansion
             downsample = None
@@ -135,7 +138,7 @@ class ResNetTrunk(nn.Module):
             channels_in = out
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.out_channels: tuple[int, int, int, int] = tuple(
-            channels * spec.block.expansion for channels in (64, 128, 256, 512))
+            channels * spec.block.expansion for channels in STAGE_CHANNELS)
         if self.conv1.weight.is_meta:  # no values to set (and its normal_ imports torch._dynamo)
             return
         for module in self.modules():

@@ -172,8 +172,8 @@ class VectorFormat(Enum):
                 return fmt
         known = sorted(s for f in cls for s in f.record.suffixes)
         raise InputError(
-            f"cannot tell the polygon format of {Path(path).name!r} from {suffix!r}; use one "
-            f"of {', '.join(known)} or pass --format ({', '.join(f.value for f in cls)})")
+            f"cannot tell the polygon format of {Path(path).name!r} from {suffix!r}; name the "
+            f"file with one of {', '.join(known)}")
 
 
 def describe(names: bool = True) -> str:

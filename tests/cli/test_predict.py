@@ -261,7 +261,7 @@ def refuse_to_load(monkeypatch):
     ("-o", "classes", ["no suffix", "classes.tif"]),
     ("--probabilities", "probs.jpg", ["probabilities raster", "probs.tif"]),
     ("--preview", "preview.jpg", ["is a PNG", "preview.png"]),
-    ("--polygons", "classes.kml", ["polygon format", ".gpkg"]),
+    ("--polygons", "classes.kml", ["polygon format", "name the file", ".gpkg"]),
 ])
 def test_a_misleading_output_name_is_refused_before_the_model_runs(
         make_checkpoint, make_raster, tmp_path, monkeypatch, option, name, words):

@@ -162,8 +162,9 @@ def run() -> None:
     with nothing left to do. So, as ``sys.exit`` would, this runs the exit
     functions (``atexit``: logging, multiprocessing's children, finalizers)
     and flushes the streams, then leaves with :func:`os._exit`, skipping the
-    rest. Every output is closed and renamed by then. ``rio glnet`` and
-    ``python -m``-style calls of :func:`main` exit the usual way.
+    rest. Every output is closed and renamed by then. After a Dask run, or
+    with a thread still running, it exits the usual way instead (a cluster's
+    workers must see it close), as do ``rio glnet`` and calls of :func:`main`.
     """
     import atexit
     import os
@@ -178,6 +179,8 @@ def run() -> None:
     elif not isinstance(code, int):  # sys.exit("message")
         print(code, file=sys.stderr)
         code = 1
+    if "distributed" in sys.modules or _threads_still_running():
+        sys.exit(code)  # a Dask cluster or a thread may still be winding down: the usual exit
     atexit._run_exitfuncs()  # what the interpreter runs first on exit
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -185,3 +188,11 @@ def run() -> None:
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
             pass
     os._exit(code)
+
+
+def _threads_still_running() -> bool:
+    """Whether a thread other than the main one, that the usual exit would wait for, is alive."""
+    import threading
+
+    return any(t.is_alive() and not t.daemon for t in threading.enumerate()
+               if t is not threading.main_thread())

@@ -11,6 +11,8 @@ accumulated with a tent weight (:func:`blend_weights`, highest at the patch
 centre) in a buffer the size of the scene's core; the probabilities are the
 weighted means and the classes their argmax. Memory therefore depends on the
 scene size, the patch size and the batch size, never on the raster's size.
+Global mode's classes alone come from G's logits without their upsampling where
+it cannot change them (:func:`global_class_ids`).
 Prediction from rasters (:func:`scene_probabilities`) and scoring of scenes in
 memory (:mod:`glnet_geo.training.evaluation`) both go through
 :func:`blend_scene`.
@@ -33,6 +35,7 @@ from glnet_geo.io.grid import boxes_from_windows, patch_windows
 from glnet_geo.io.reader import RasterInput
 from glnet_geo.io.scenes import Scene
 from glnet_geo.models import GLNet, GLNetMode
+from glnet_geo.predict.argmax import class_ids, upsampled_class_ids
 from glnet_geo.predict.settings import PredictMode, SceneSettings, default_batch_size
 
 
@@ -77,16 +80,20 @@ def _offset(window: Window, origin: Window) -> Window:
                   window.width, window.height)
 
 
-def global_view(raster: RasterInput, window: Window, settings: SceneSettings,
+def global_view(raster: RasterInput, read: Window, settings: SceneSettings,
                 device: torch.device) -> torch.Tensor:
-    """Read the scene's global view: ``window`` decimated to ``global_size``.
+    """Read a scene's global view: its read window decimated to ``global_size``.
+
+    The window is first padded up to the patch size at the bottom and right
+    (:meth:`~glnet_geo.predict.settings.SceneSettings.padded_shape`).
 
     Returns:
         ``(1, C, G, G)`` float32 tensor on ``device``.
 
     """
+    height, width = settings.padded_shape(read)
     size = settings.global_size
-    x, _ = raster.read_global(window, (size, size))
+    x, _ = raster.read_global(Window(read.col_off, read.row_off, width, height), (size, size))
     return torch.from_numpy(x)[None].to(device)
 
 
@@ -131,8 +138,7 @@ def scene_probabilities(model: GLNet, raster: RasterInput, read: Window,
 
     """
     height, width = settings.padded_shape(read)
-    padded = Window(read.col_off, read.row_off, width, height)
-    image = global_view(raster, padded, settings, device)
+    image = global_view(raster, read, settings, device)
     windows = patch_windows(height, width, settings.patch_size, settings.min_overlap)
 
     def read_patches(chunk: Sequence[Window]) -> torch.Tensor:
@@ -321,23 +327,34 @@ def predict_scene(model: GLNet, raster: RasterInput, scene: Scene, settings: Sce
 
     """
     device = torch.device(device)
-    core = scene_probabilities(model, raster, scene.read, settings, device, on_patches,
-                               crop=scene.core_in_read, probabilities=with_probabilities)
-    classes = class_ids(core)
+    if settings.uses_patches or with_probabilities:
+        core = scene_probabilities(model, raster, scene.read, settings, device, on_patches,
+                                   crop=scene.core_in_read, probabilities=with_probabilities)
+        classes = class_ids(core)
+    else:
+        classes = global_class_ids(model, raster, scene, settings, device, on_patches)
     valid = raster.valid_mask(scene.core)
     classes[~valid] = NO_CLASS
     return ScenePrediction(window=scene.core, classes=classes, valid=valid,
                            probabilities=core.cpu().numpy() if with_probabilities else None)
 
 
-def class_ids(scores: torch.Tensor, rows: int = 256) -> np.ndarray:
-    """Return the class of each pixel of ``(K, H, W)`` scores as ``(H, W)`` uint8.
+def global_class_ids(model: GLNet, raster: RasterInput, scene: Scene, settings: SceneSettings,
+                     device: torch.device, on_patches: Callable[[int], None] | None = None
+                     ) -> np.ndarray:
+    """Return global mode's classes of a scene's core without its probabilities.
 
-    The argmax is taken ``rows`` rows at a time, so no full-size int64 index
-    map is held; ``max(0).indices`` is ``argmax(0)`` (first maximum on ties),
-    several times faster on the CPU.
+    G runs on the global view and its logits' classes at the scene's size are
+    taken by :func:`~glnet_geo.predict.argmax.upsampled_class_ids`, which
+    interpolates only where the classes may change.
+
+    Returns:
+        ``(h, w)`` uint8 class ids of the core.
+
     """
-    classes = torch.empty(scores.shape[1:], dtype=torch.uint8, device=scores.device)
-    for start in range(0, scores.shape[1], rows):
-        classes[start:start + rows] = scores[:, start:start + rows].max(0).indices
-    return classes.cpu().numpy()
+    image = global_view(raster, scene.read, settings, device)
+    with torch.inference_mode():
+        logits = _float(model(image, None, None, mode=GLNetMode.GLOBAL).logits)[0]
+    if on_patches is not None:
+        on_patches(1)
+    return upsampled_class_ids(logits, settings.padded_shape(scene.read), scene.core_in_read)

@@ -1,11 +1,11 @@
 """Deprecated: prediction moved to :mod:`glnet_geo.predict`; this re-export goes in 0.3."""
 
+from glnet_geo.predict.argmax import class_ids
 from glnet_geo.predict.blending import (
     PatchReader,
     ScenePrediction,
     blend_scene,
     blend_weights,
-    class_ids,
     global_view,
     patches_to_refine,
     predict_scene,

@@ -63,7 +63,8 @@ def upsampled_class_ids(logits: torch.Tensor, size: tuple[int, int], crop: Windo
         edge = np.pad(low, ((0, 1), (0, 1)), mode="edge")
         agree = (low == edge[1:, :-1]) & (low == edge[:-1, 1:]) & (low == edge[1:, 1:])
         if 1 - agree.mean() <= MAX_DISAGREEING:
-            return _interpolate_where_disagreeing(logits.numpy(), low, agree, size, rows, cols)
+            return _interpolate_where_disagreeing(logits.detach().numpy(), low, agree, size,
+                                                  rows, cols)
     scores = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)
     return class_ids(scores[0, :, rows, cols])
 

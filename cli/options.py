@@ -84,7 +84,8 @@ precision_opt = click.option(
          "support it (fp16 on older GPUs), else fp32.")
 batch_size_opt = click.option(
     "--batch-size", type=click.IntRange(min=1), metavar="N",
-    help="Patches per forward pass (bounds memory) [default: 1 on the CPU, 6 on a GPU].")
+    help="Patches per forward pass (bounds memory) [default: 1 on the CPU, 6 on a GPU]; in "
+         "--mode global, scenes' global views [default: 4].")
 #: The datasets glnet-geo reads (:class:`glnet_geo.training.data.DatasetKind`).
 DATASETS = LibraryChoice("glnet_geo.training.data:DatasetKind")
 dataset_arg = click.argument("dataset", type=DATASETS)

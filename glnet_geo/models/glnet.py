@@ -347,7 +347,8 @@ class GLNet(nn.Module):
 
         Args:
             global_image: ``(1, C, Hg, Wg)`` the downsampled scene (unused in
-                ``LOCAL``).
+                ``LOCAL``); in ``GLOBAL`` mode, which needs nothing else,
+                ``(B, C, Hg, Wg)``: the views of ``B`` scenes at once.
             patches: ``(N, C, P, P)`` full-resolution patches (unused in
                 ``GLOBAL``).
             boxes: ``(N, 4)`` float: top, left, height, width of each patch
@@ -366,7 +367,7 @@ class GLNet(nn.Module):
         """
         mode = GLNetMode.parse(mode)
         if mode is GLNetMode.GLOBAL:
-            _check_images(global_image, "global_image", self.in_channels, single=True)
+            _check_images(global_image, "global_image", self.in_channels)
             out = self.global_only_branch(global_image)
             return GLNetOutput(logits=out.logits, global_logits=out.logits)
         _check_images(patches, "patches", self.in_channels)

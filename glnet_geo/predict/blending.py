@@ -329,35 +329,64 @@ def predict_scene(model: GLNet, raster: RasterInput, scene: Scene, settings: Sce
         if asked, probabilities.
 
     """
-    device = torch.device(device)
-    if settings.uses_patches or with_probabilities:
-        core = scene_probabilities(model, raster, scene.read, settings, device, on_patches,
-                                   crop=scene.core_in_read, probabilities=with_probabilities)
-        classes = class_ids(core)
-    else:
-        classes = global_class_ids(model, raster, scene, settings, device, on_patches)
-    valid = raster.valid_mask(scene.core)
-    classes[~valid] = NO_CLASS
-    return ScenePrediction(window=scene.core, classes=classes, valid=valid,
-                           probabilities=core.cpu().numpy() if with_probabilities else None)
+    (prediction,) = predict_scenes(model, raster, [scene], settings, device, with_probabilities,
+                                   on_patches)
+    return prediction
 
 
-def global_class_ids(model: GLNet, raster: RasterInput, scene: Scene, settings: SceneSettings,
-                     device: torch.device, on_patches: Callable[[int], None] | None = None
-                     ) -> np.ndarray:
-    """Return global mode's classes of a scene's core without its probabilities.
+def predict_scenes(model: GLNet, raster: RasterInput, scenes: Sequence[Scene],
+                   settings: SceneSettings, device: torch.device | str = "cpu",
+                   with_probabilities: bool = False,
+                   on_patches: Callable[[int], None] | None = None) -> list[ScenePrediction]:
+    """Predict scenes as :func:`predict_scene` does, global mode's views together.
 
-    G runs on the global view and its logits' classes at the scene's size are
-    taken by :func:`~glnet_geo.predict.argmax.upsampled_class_ids`, which
-    interpolates only where the classes may change.
+    In global mode without probabilities the scenes' global views go through
+    G in one forward pass (:func:`global_class_ids`); otherwise the scenes are
+    predicted one after the other
+    (:meth:`~glnet_geo.predict.settings.SceneSettings.views_together`).
 
     Returns:
-        ``(h, w)`` uint8 class ids of the core.
+        One prediction per scene, in order.
 
     """
-    image = global_view(raster, scene.read, settings, device)
+    device = torch.device(device)
+    if not settings.views_together(with_probabilities):
+        cores = [scene_probabilities(model, raster, scene.read, settings, device, on_patches,
+                                     crop=scene.core_in_read, probabilities=with_probabilities)
+                 for scene in scenes]
+        classes = [class_ids(core) for core in cores]
+    else:
+        cores = [None] * len(scenes)
+        classes = global_class_ids(model, raster, scenes, settings, device, on_patches)
+    predictions = []
+    for scene, core, core_classes in zip(scenes, cores, classes, strict=True):
+        valid = raster.valid_mask(scene.core)
+        core_classes[~valid] = NO_CLASS
+        predictions.append(ScenePrediction(
+            window=scene.core, classes=core_classes, valid=valid,
+            probabilities=core.cpu().numpy() if with_probabilities else None))
+    return predictions
+
+
+def global_class_ids(model: GLNet, raster: RasterInput, scenes: Sequence[Scene],
+                     settings: SceneSettings, device: torch.device,
+                     on_patches: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """Return global mode's classes of the scenes' cores, without their probabilities.
+
+    The scenes' global views go through G in one forward pass, and each one's
+    classes at its scene's size are taken by
+    :func:`~glnet_geo.predict.argmax.upsampled_class_ids`, which interpolates
+    only where the classes may change.
+
+    Returns:
+        ``(h, w)`` uint8 class ids of each core.
+
+    """
+    images = torch.cat([global_view(raster, scene.read, settings, device) for scene in scenes])
     with torch.inference_mode():
-        logits = _float(model(image, None, None, mode=GLNetMode.GLOBAL).logits)[0]
+        logits = _float(model(images, None, None, mode=GLNetMode.GLOBAL).logits)
     if on_patches is not None:
-        on_patches(1)
-    return upsampled_class_ids(logits, settings.padded_shape(scene.read), scene.core_in_read)
+        on_patches(len(scenes))
+    return [upsampled_class_ids(scene_logits, settings.padded_shape(scene.read),
+                                scene.core_in_read)
+            for scene_logits, scene in zip(logits, scenes, strict=True)]

@@ -4,7 +4,7 @@
 (:meth:`~glnet_geo.predict.outputs.OutputPlan.check`), loops over the scene grid
 (:func:`glnet_geo.io.scenes.scene_grid`, visited in bands that GDAL's block
 cache holds: :func:`cached_band_width`), predicts each scene
-(:func:`~glnet_geo.predict.blending.predict_scene`) and streams its core into
+(:func:`~glnet_geo.predict.blending.predict_scenes`) and streams its core into
 the outputs (:func:`~glnet_geo.predict.outputs.write_outputs`).
 :func:`predict_rasters` does the same for several inputs with the checkpoint
 loaded once. With Dask workers or ``resume`` both hand the run to
@@ -28,7 +28,7 @@ from glnet_geo.io.scenes import Scene, in_bands, scene_grid
 from glnet_geo.io.writer import scaled_probabilities
 from glnet_geo.models import GLNet
 from glnet_geo.precision import Precision, resolve_precision
-from glnet_geo.predict.blending import predict_scene
+from glnet_geo.predict.blending import predict_scenes
 from glnet_geo.predict.distributed import Cluster, predict_in_parts
 from glnet_geo.predict.outputs import (
     Core,
@@ -68,7 +68,7 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
     """Predict a class raster aligned pixel for pixel with ``input``.
 
     The raster is cut into scenes (:func:`glnet_geo.io.scenes.scene_grid`);
-    each is predicted by :func:`~glnet_geo.predict.blending.predict_scene` and
+    each is predicted by :func:`~glnet_geo.predict.blending.predict_scenes` and
     its core written into a tiled GeoTIFF that becomes a Cloud-Optimized
     GeoTIFF with overviews, moved to ``output`` only when complete. The
     full-resolution raster is never in memory.
@@ -93,7 +93,8 @@ def predict_raster(checkpoint: Checkpoint | str | os.PathLike, input: str | os.P
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``
             (:mod:`glnet_geo.precision`).
-        batch_size: Patches per forward pass (default: the device's,
+        batch_size: Patches per forward pass, or in global mode scenes'
+            global views (default:
             :func:`~glnet_geo.predict.settings.default_batch_size`).
         scene_size: Side of a scene in pixels (default: the checkpoint's).
         halo: Context kept around each scene's core where scenes meet
@@ -244,12 +245,18 @@ def cached_band_width(raster: RasterInput, scene_size: int) -> int:
 def predicted_cores(model: GLNet, raster: RasterInput, scenes: Sequence[Scene],
                     settings: SceneSettings, device: torch.device, with_probabilities: bool,
                     bar: Any) -> Iterator[Core]:
-    """Predict the scenes one at a time, lazily, as :class:`Core` s for the writers."""
-    for done, scene in enumerate(scenes, start=1):
-        bar.set_postfix_str(f"scene {done}/{len(scenes)}")
-        prediction = predict_scene(model, raster, scene, settings, device,
-                                   with_probabilities=with_probabilities, on_patches=bar.update)
-        scaled = None
-        if with_probabilities:
-            scaled = scaled_probabilities(prediction.probabilities, prediction.valid)
-        yield Core(prediction.window, prediction.classes, scaled)
+    """Predict the scenes lazily, as :class:`Core` s for the writers.
+
+    One scene at a time, or in global mode a few whose global views go
+    through G together (:meth:`~glnet_geo.predict.settings.SceneSettings.scenes_per_pass`).
+    """
+    per_pass = settings.scenes_per_pass(with_probabilities)
+    for start in range(0, len(scenes), per_pass):
+        group = scenes[start:start + per_pass]
+        bar.set_postfix_str(f"scene {start + len(group)}/{len(scenes)}")
+        for prediction in predict_scenes(model, raster, group, settings, device,
+                                         with_probabilities, bar.update):
+            scaled = None
+            if with_probabilities:
+                scaled = scaled_probabilities(prediction.probabilities, prediction.valid)
+            yield Core(prediction.window, prediction.classes, scaled)

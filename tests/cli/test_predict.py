@@ -140,7 +140,7 @@ def test_checkpoint_that_is_not_one(make_raster, tmp_path):
 def test_interrupt_leaves_no_half_written_file(make_checkpoint, make_raster, tmp_path,
                                                monkeypatch):
     raster = make_raster(height=200, width=200)
-    real = driver.predict_scene
+    real = driver.predict_scenes
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -149,7 +149,7 @@ def test_interrupt_leaves_no_half_written_file(make_checkpoint, make_raster, tmp
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(driver, "predict_scene", interrupted)
+    monkeypatch.setattr(driver, "predict_scenes", interrupted)
     out = tmp_path / "out"
     out.mkdir()
     result = run(make_checkpoint(), raster, "-o", out / "classes.tif", "--probabilities",

@@ -25,7 +25,14 @@ from glnet_geo.io.reader import RasterInput, normalize
 from glnet_geo.models import GLNetMode
 from glnet_geo.models.stages import Stage
 from glnet_geo.precision import Precision
-from glnet_geo.predict import PredictMode, SceneSettings, driver, predict_raster, predict_rasters
+from glnet_geo.predict import (
+    PredictMode,
+    SceneSettings,
+    blending,
+    driver,
+    predict_raster,
+    predict_rasters,
+)
 from glnet_geo.predict.blending import blend_weights, patches_to_refine
 from glnet_geo.predict.settings import prepare_checkpoint
 
@@ -121,6 +128,31 @@ def test_streamed_prediction_equals_the_whole_array_in_memory(make_checkpoint, m
     predict_raster(checkpoint, raster, out, mode=mode, device="cpu", precision="fp32",
                    progress=False, overwrite=True)
     assert np.array_equal(read(out), expected)
+
+
+def test_global_mode_predicts_scenes_together_as_one_at_a_time(make_checkpoint, make_raster,
+                                                                 tmp_path, monkeypatch):
+    checkpoint = loaded(make_checkpoint())
+    raster = make_raster(height=230, width=250, nodata=0)  # 3 x 3 scenes, edges padded
+    passes = []
+    real = blending.global_class_ids
+
+    def counted(model, raster, scenes, *args, **kwargs):
+        passes.append(len(scenes))
+        return real(model, raster, scenes, *args, **kwargs)
+
+    monkeypatch.setattr(blending, "global_class_ids", counted)
+    one, together = tmp_path / "one.tif", tmp_path / "together.tif"
+    options = dict(mode="global", scene_size=128, halo=16, device="cpu", precision="fp32",
+                   progress=False)
+    assert predict_raster(checkpoint, raster, one, batch_size=1, **options).scenes == 9
+    assert passes == [1] * 9
+    passes.clear()
+    predict_raster(checkpoint, raster, together, **options)
+    assert passes == [4, 4, 1]
+    classes = read(one)
+    assert len(np.unique(classes)) >= 3
+    assert np.array_equal(read(together), classes)
 
 
 def test_raster_smaller_than_a_patch(make_checkpoint, make_raster, tmp_path):

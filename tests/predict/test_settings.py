@@ -1,8 +1,10 @@
 import pytest
 
+from glnet_geo.checkpoint import load_checkpoint
 from glnet_geo.errors import InputError
-from glnet_geo.predict import PredictMode, PredictOptions
+from glnet_geo.predict import PredictMode, PredictOptions, SceneSettings
 from glnet_geo.predict.distributed import Cluster
+from glnet_geo.predict.settings import DEFAULT_GLOBAL_VIEWS
 
 
 def test_modes_parse_with_one_line_naming_the_choices():
@@ -35,3 +37,14 @@ def test_the_old_module_names_still_import():
     assert predict_raster is predict.predict_raster and SceneSettings is settings.SceneSettings
     assert prepare_checkpoint is settings.prepare_checkpoint
     assert predict_in_parts is predict.distributed.predict_in_parts
+
+
+def test_global_mode_predicts_four_scenes_a_pass_unless_told(make_checkpoint):
+    config = load_checkpoint(make_checkpoint()).config
+    global_mode = SceneSettings.from_config(config, "global").on("cpu")
+    assert global_mode.scenes_per_pass() == DEFAULT_GLOBAL_VIEWS == 4
+    assert global_mode.scenes_per_pass(with_probabilities=True) == 1
+    told = SceneSettings.from_config(config, "global", batch_size=2).on("cpu")
+    assert told.scenes_per_pass() == 2
+    glnet = SceneSettings.from_config(config).on("cpu")
+    assert glnet.batch_size == 1 and glnet.scenes_per_pass() == 1

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from glnet_geo.allocator import keep_freed_memory
 from glnet_geo.errors import InputError, parse_choice
 from glnet_geo.models.encoders import ResNetEncoder
 from glnet_geo.models.fpn import FPN, PS3_CHANNELS, FeatureMaps, FPNOutput, init_decoder_conv
@@ -306,7 +307,9 @@ class GLNet(nn.Module):
         cast to ``dtype`` and, with ``channels_last``, stored (and the inputs
         put) in the channels-last memory format, which oneDNN and cuDNN
         convolve faster. The network then stays in eval mode without
-        gradients; it can no longer be trained.
+        gradients; it can no longer be trained. glibc's allocator is told to
+        reuse the memory each patch frees
+        (:func:`~glnet_geo.allocator.keep_freed_memory`, for the process).
 
         Args:
             dtype: The dtype the layers compute in (inputs are cast to it;
@@ -314,6 +317,7 @@ class GLNet(nn.Module):
             channels_last: Use the channels-last memory format.
 
         """
+        keep_freed_memory()
         self.eval().requires_grad_(False)
         fold_batch_norm(self, dtype)
         memory_format = torch.channels_last if channels_last else torch.contiguous_format

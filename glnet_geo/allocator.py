@@ -1,0 +1,49 @@
+"""glibc's allocator told to keep the memory inference frees and asks for again.
+
+GLNet's forward pass on the CPU allocates and frees the same large
+activations, tens of megabytes each, for every patch. glibc's defaults adapt
+its thresholds as it goes: it gives freed memory at the top of the heap back
+to the system, and it maps larger blocks afresh each time. So every patch
+pays the kernel's page faults again. In a ResNet-50 G->L ``glnet-geo predict``
+of a 2448 px scene on 2 cores, that was 3.3 s of system time and about 9 % of
+the wall time (``benchmarks/RESULTS.md``).
+
+:func:`keep_freed_memory` fixes the thresholds instead. Blocks of up to 32 MiB
+(glibc's largest mmap threshold) come from the heap, and up to 128 MiB of
+freed memory at its top is kept for reuse. Larger blocks are still mapped, and
+returned to the system when freed. The peak memory stays as it was.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import platform
+
+#: Blocks up to this size come from the heap (glibc's largest mmap threshold).
+MMAP_THRESHOLD = 32 * 2**20
+
+#: Freed memory kept at the top of the heap before it is given back.
+TRIM_THRESHOLD = 128 * 2**20
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Fix glibc's thresholds so freed blocks are reused, not mapped again (once a process).
+
+    Returns:
+        Whether the allocator took the settings: False off glibc (macOS,
+        Windows, musl), where nothing is changed.
+
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -146,8 +146,11 @@ def main(verbose: bool) -> None:
     """
     import logging
 
+    from glnet_geo.allocator import keep_freed_memory
+
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    keep_freed_memory()  # before torch allocates anything (see glnet_geo.allocator)
 
 
 for _module, _name in COMMANDS:

@@ -12,6 +12,13 @@ the wall time (``benchmarks/RESULTS.md``).
 (glibc's largest mmap threshold) come from the heap, and up to 128 MiB of
 freed memory at its top is kept for reuse. Larger blocks are still mapped, and
 returned to the system when freed. The peak memory stays as it was.
+
+It works best before torch has allocated anything: the ``glnet-geo`` command
+calls it first thing, and Dask's local workers get the same settings as
+:data:`ENVIRONMENT` when they start. Called later, as
+:meth:`~glnet_geo.models.GLNet.for_inference` does for a caller of the Python
+API, it kept the page faults away in some runs only (all 5 of one series, 2 of 5 of
+another).
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ MMAP_THRESHOLD = 32 * 2**20
 
 #: Freed memory kept at the top of the heap before it is given back.
 TRIM_THRESHOLD = 128 * 2**20
+
+#: The same settings as the environment variables glibc reads when a process starts.
+ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+               "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1

@@ -37,7 +37,6 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
-from rio_cogeo.cogeo import cog_validate
 
 from glnet_geo.classes import NO_CLASS
 from glnet_geo.errors import InputError, OutputError, OutputExistsError
@@ -310,6 +309,8 @@ class CogWriter:
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), writing(self.path):
             rasterio.shutil.copy(self._partial, self._cog, driver="COG", **options)
         self._partial.unlink(missing_ok=True)
+        from rio_cogeo.cogeo import cog_validate  # 0.1 s and 21 MiB, after the scenes
+
         valid, errors, _ = cog_validate(self._cog, quiet=True)
         if not valid:
             raise OutputError(f"the COG written for {self.path} is not valid ({errors}); "

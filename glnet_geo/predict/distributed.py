@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from glnet_geo.allocator import ENVIRONMENT
 from glnet_geo.checkpoint import Checkpoint, ModelConfig, read_checkpoint
 from glnet_geo.errors import GLNetGeoError, InputError
 from glnet_geo.imagery import warn_if_unlike_training
@@ -190,7 +191,7 @@ def dask_client(cluster: Cluster) -> Iterator[Client]:
                 yield client
         return
     # the settings hold for the cluster's whole life: a nanny reads them whenever it starts
-    with dask_logs(level), dask.config.set({KEEP_ADAPTIVE_MALLOC: None, WORKER_PROFILER: False}):
+    with dask_logs(level), dask.config.set({**WORKER_MALLOC, WORKER_PROFILER: False}):
         local = LocalCluster(n_workers=cluster.workers, threads_per_worker=1, processes=True,
                              dashboard_address=None, silence_logs=level,
                              scheduler_kwargs=QUIET_HTTP)
@@ -208,13 +209,15 @@ def _quiet_cancellations() -> None:
     logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
 
 
-#: Dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` in new workers so that they give
-#: freed memory back at once; it also turns off glibc's adaptive mmap threshold, so
-#: every large tensor of a forward pass is mmapped and unmapped again and GLNet ran
-#: about 1.5 times slower in a worker (``benchmarks/predict_dask.py``). Setting this
-#: key to None (Dask's way to unset it) keeps glibc's default; the thread limits
-#: (``OMP_NUM_THREADS`` ...) stay, each task sets its torch threads itself.
-KEEP_ADAPTIVE_MALLOC = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: Dask's nannies set ``MALLOC_TRIM_THRESHOLD_`` (64 KiB) in new workers so that they
+#: give freed memory back at once; it also turns off glibc's adaptive mmap threshold,
+#: so every large tensor of a forward pass is mmapped and unmapped again and GLNet ran
+#: about 1.5 times slower in a worker (``benchmarks/predict_dask.py``). Local workers
+#: get glnet-geo's thresholds instead (:data:`glnet_geo.allocator.ENVIRONMENT`),
+#: from their start; the thread limits (``OMP_NUM_THREADS`` ...) stay, each task sets
+#: its torch threads itself.
+WORKER_MALLOC = {f"distributed.nanny.pre-spawn-environ.{name}": value
+                 for name, value in ENVIRONMENT.items()}
 #: The scheduler serves its HTTP routes (health, metrics) even without a dashboard, on port
 #: 8787 unless told otherwise, and warns when that port is taken (a second run, or another
 #: cluster on this machine); a free port chosen by the system needs no warning.

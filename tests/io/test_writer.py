@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -210,3 +212,12 @@ def test_a_write_that_fails_for_space_is_one_output_error(tmp_path):
     with pytest.raises(PermissionError):  # other failures are not space
         with writing(tmp_path / "a.tif"):
             raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_rio_cogeo_is_imported_only_to_validate_a_cog():
+    # 0.1 s and 21 MiB a process, which predict's peak need not hold
+    code = ("import sys; import glnet_geo.predict, glnet_geo.io.writer; "
+            "print('rio_cogeo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -29,14 +29,15 @@ def cluster():
 
 
 def _environ():
-    return {k: v for k, v in os.environ.items() if k in ("MALLOC_TRIM_THRESHOLD_",
-                                                         "OMP_NUM_THREADS")}
+    return {k: v for k, v in os.environ.items() if k.startswith("MALLOC_") or
+            k == "OMP_NUM_THREADS"}
 
 
-def test_local_workers_keep_glibc_adaptive_malloc(cluster):
-    # Dask's MALLOC_TRIM_THRESHOLD_ made GLNet about 1.5x slower in a worker
+def test_local_workers_start_with_glnet_geos_malloc_thresholds(cluster):
+    # Dask's MALLOC_TRIM_THRESHOLD_ of 64 KiB made GLNet about 1.5x slower in a worker
     for environ in cluster.run(_environ).values():
-        assert environ == {"OMP_NUM_THREADS": "1"}
+        assert environ == {"OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+                           "MALLOC_TRIM_THRESHOLD_": str(128 * 2**20)}
 
 
 def read(path, band=None):

@@ -70,6 +70,9 @@ def run_one(backbone: str, mode: str, precision: str, memory_format: str, batch_
             device: str, scene_size: int, size: int, classes_path: str,
             count_flops: bool) -> dict:
     """Build the model, run the scene, return the measurements (in a fresh process)."""
+    from glnet_geo.allocator import keep_freed_memory
+
+    keep_freed_memory()  # first, as the glnet-geo command does
     import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode

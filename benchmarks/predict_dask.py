@@ -82,6 +82,9 @@ CONFIGS = {"single": ("1 process x 2 threads", 0, 2),
 
 def child(kind: str, checkpoint: str, raster: str, output: str, mode: str) -> dict:
     """Run one configuration in this (fresh) process and return its figures."""
+    from glnet_geo.allocator import keep_freed_memory
+
+    keep_freed_memory()  # first, as the glnet-geo command does
     import torch
 
     from glnet_geo import predict_raster

@@ -195,6 +195,9 @@ def _sync(device) -> None:
 
 def child(args: argparse.Namespace) -> None:
     """Run one prediction in this process and print its measurements as JSON."""
+    from glnet_geo.allocator import keep_freed_memory
+
+    keep_freed_memory()  # first, as the glnet-geo command does
     import rasterio
     import torch
 

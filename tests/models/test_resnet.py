@@ -1,9 +1,7 @@
-import subprocess
-import sys
-
 import pytest
 import torch
 import torchvision
+from fresh_process import modules_loaded
 
 from glnet_geo.models.resnet import RESNETS, ResNetTrunk
 
@@ -53,10 +51,6 @@ def test_the_trunk_is_initialised_as_torchvision_initialises_it():
 def test_prediction_imports_neither_torchvision_nor_dynamo(tmp_path, make_checkpoint,
                                                            make_raster):
     checkpoint, raster = make_checkpoint(), make_raster("in.tif", height=96, width=96)
-    code = ("import sys; from glnet_geo.predict import predict_raster; "
-            f"predict_raster({str(checkpoint)!r}, {str(raster)!r}, {str(tmp_path / 'out.tif')!r}); "
-            "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    code = ("from glnet_geo.predict import predict_raster; "
+            f"predict_raster({str(checkpoint)!r}, {str(raster)!r}, {str(tmp_path / 'out.tif')!r})")
+    assert modules_loaded(code, ["torchvision", "torch._dynamo"]) == []

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
-import subprocess
-import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+
+from fresh_process import modules_loaded
 
 import glnet_geo.vectorize as face
 
@@ -59,11 +59,8 @@ def test_modules_import_each_other_in_one_direction_and_never_the_face():
 
 
 def test_formats_load_nothing_heavy():
-    code = ("import sys, glnet_geo.vectorize.formats as f; f.describe(); "
-            "print(sorted({'numpy', 'rasterio', 'shapely', 'pyogrio'} & set(sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == "[]"
+    code = "import glnet_geo.vectorize.formats as f; f.describe()"
+    assert modules_loaded(code, ["numpy", "rasterio", "shapely", "pyogrio"]) == []
 
 
 def test_old_module_paths_are_gone():

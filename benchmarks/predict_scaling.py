@@ -16,6 +16,11 @@ prints:
   waits for its lazily read patch batches, and ``GLNet.forward`` in global
   mode). On a machine shared with other jobs this is fairer than a separate
   run, since both figures see the same contention;
+- what no pipeline with this input and output can spare, measured in the same
+  process: the seconds to decode every pixel of the input once, block by
+  block, and the seconds predict spent turning its class raster into the COG
+  (GDAL's COG driver and the overviews, ``CogWriter.finish``); with the
+  model's time they give the least wall / model such a run can reach;
 - with ``--random-alone``, also a separate model-alone run: GLNet on random
   tensors of exactly the shapes predict fed it (one global view per scene,
   the same patch sub-batches), nothing read, blended or written;
@@ -32,7 +37,7 @@ Usage:
     python benchmarks/predict_scaling.py [--sizes 2048 8192 16384]
         [--backbones resnet18 resnet50] [--modes glnet global] [--device cpu]
         [--patch-size 256] [--scene-size 928] [--batch-size N] [--precision auto]
-        [--workdir DIR]
+        [--overviews] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -50,11 +55,17 @@ from pathlib import Path
 CLASSES = ["urban", "agriculture", "rangeland", "forest", "water", "barren", "unknown"]
 
 
-def write_raster(path: Path, size: int, block: int = 512) -> None:
-    """A ``size`` x ``size`` 3-band uint8 GeoTIFF written one block at a time."""
+def write_raster(path: Path, size: int, block: int = 512, overviews: bool = False) -> None:
+    """A ``size`` x ``size`` 3-band uint8 GeoTIFF written one block at a time.
+
+    With ``overviews``, internal overviews by 2, 4, 8, ... down to about one
+    block (``average``), as a COG of imagery has: decimated reads then decode
+    the overview instead of every full-resolution pixel.
+    """
     import numpy as np
     import rasterio
     from affine import Affine
+    from rasterio.enums import Resampling
     from rasterio.windows import Window
 
     profile = dict(driver="GTiff", width=size, height=size, count=3, dtype="uint8",
@@ -71,6 +82,10 @@ def write_raster(path: Path, size: int, block: int = 512) -> None:
                                  np.cos(x / 211) * np.sin(y / 37)])
                 noise = rng.integers(0, 12, (3, h, w))
                 dst.write((base * 50 + 120 + noise).astype(np.uint8), window=Window(col, row, w, h))
+    if overviews:
+        factors = [2**k for k in range(1, max(1, (size // block).bit_length()) + 1)]
+        with rasterio.open(path, "r+") as dst:
+            dst.build_overviews(factors, Resampling.average)
 
 
 def make_checkpoint(path: Path, backbone: str, patch_size: int, scene_size: int) -> None:
@@ -172,6 +187,42 @@ class ModelClock:
         model.iter_scene = timed_iter_scene
 
 
+class CogClock:
+    """Accumulates the time predict spends in :meth:`glnet_geo.io.writer.CogWriter.finish`."""
+
+    def __init__(self) -> None:
+        from glnet_geo.io.writer import CogWriter
+
+        self.seconds = 0.0
+        finish, clock = CogWriter.finish, self
+
+        def timed_finish(writer) -> None:
+            start = time.perf_counter()
+            finish(writer)
+            clock.seconds += time.perf_counter() - start
+
+        CogWriter.finish = timed_finish
+
+
+def decode_seconds(path: str, mode: str) -> float | None:
+    """Seconds to decode every pixel of ``path`` once, one block at a time, all bands.
+
+    None in global mode on an input with overviews, which that mode reads
+    instead of the full-resolution pixels (so decoding them is no floor).
+    """
+    import rasterio
+
+    from glnet_geo.io.reader import block_cache
+
+    with block_cache(64), rasterio.open(path) as src:
+        if mode == "global" and src.overviews(1):
+            return None
+        start = time.perf_counter()
+        for _, window in src.block_windows(1):
+            src.read(window=window)
+        return time.perf_counter() - start
+
+
 def _memory_mb(field: str) -> float:
     """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in MB (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -218,7 +269,7 @@ def child(args: argparse.Namespace) -> None:
     loaded_mb = _memory_mb("VmRSS")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    clock = ModelClock(checkpoint.model, device)
+    clock, cog = ModelClock(checkpoint.model, device), CogClock()
     start = time.perf_counter()
     result = predict_raster(checkpoint, args.raster, args.output, mode=args.mode,
                             batch_size=args.batch_size, precision=precision,
@@ -234,6 +285,7 @@ def child(args: argparse.Namespace) -> None:
     random_s = (model_alone(checkpoint, height, width, settings, device)
                 if args.random_alone else None)
     print(json.dumps({"scenes": result.scenes, "wall_s": wall, "model_s": clock.seconds,
+                      "decode_s": decode_seconds(args.raster, args.mode), "cog_s": cog.seconds,
                       "random_alone_s": random_s,
                       "peak_rss_mb": peak_mb, "loaded_rss_mb": loaded_mb,
                       "peak_gpu_mb": gpu_mb, "megapixels": height * width / 1e6}))
@@ -241,6 +293,13 @@ def child(args: argparse.Namespace) -> None:
 
 def _fmt(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.1f}"
+
+
+def _least(measured: dict) -> str:
+    """The least wall / model: the model, decoding the input once and the COG (or "-")."""
+    if measured["decode_s"] is None:
+        return "-"
+    return f"{1 + (measured['decode_s'] + measured['cog_s']) / measured['model_s']:.2f}"
 
 
 def main() -> None:
@@ -260,6 +319,8 @@ def main() -> None:
                         help="combinations not to run, e.g. resnet50:glnet:16384")
     parser.add_argument("--random-alone", action="store_true",
                         help="also time GLNet alone on random tensors in a separate pass")
+    parser.add_argument("--overviews", action="store_true",
+                        help="give the test rasters internal overviews, as a COG has")
     parser.add_argument("--workdir", type=Path, help="where the temporary rasters go")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
@@ -277,11 +338,11 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, device {args.device}; patch = global view = "
           f"{args.patch_size} px, scene {args.scene_size} px, batch {args.batch_size or 'default'}"
-          f", precision {args.precision}")
+          f", precision {args.precision}, input overviews: {'yes' if args.overviews else 'no'}")
     print("| backbone | mode | raster | scenes | peak RSS (MB) | RSS at start (MB) | "
           "peak GPU (MB) | wall (s) | MP/s | model in run (s) | wall / model | "
-          "model alone, random tensors (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "decode alone (s) | COG (s) | least wall / model | model alone, random tensors (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="predict-scaling-") as tmp:
         tmp = Path(tmp)
         rasters, warmup = {}, tmp / "warmup.tif"
@@ -289,7 +350,7 @@ def main() -> None:
         for size in args.sizes:
             rasters[size] = tmp / f"raster-{size}.tif"
             start = time.perf_counter()
-            write_raster(rasters[size], size)
+            write_raster(rasters[size], size, overviews=args.overviews)
             print(f"# wrote {size}x{size} test raster in {time.perf_counter() - start:.0f} s",
                   flush=True)
         for backbone in args.backbones:
@@ -315,6 +376,7 @@ def main() -> None:
                           f"{m['peak_rss_mb']:.0f} | {m['loaded_rss_mb']:.0f} | {gpu} | "
                           f"{m['wall_s']:.1f} | {m['megapixels'] / m['wall_s']:.3f} | "
                           f"{m['model_s']:.1f} | {m['wall_s'] / m['model_s']:.2f} | "
+                          f"{_fmt(m['decode_s'])} | {m['cog_s']:.1f} | {_least(m)} | "
                           f"{_fmt(m['random_alone_s'])} |", flush=True)
                     output.unlink(missing_ok=True)
 

@@ -34,6 +34,7 @@ from glnet_geo.predict.outputs import (
     Core,
     OutputPlan,
     PredictedRaster,
+    directories_kept_on_success,
     directory_plans,
     output_tags,
     write_outputs,
@@ -177,11 +178,12 @@ def predict_rasters(checkpoint: Checkpoint | str | os.PathLike,
 
     """
     run = PredictOptions(**options)
-    plans = directory_plans(inputs, output, probabilities=probabilities, preview=preview,
-                            polygons=polygons, polygon_suffix=polygon_suffix, stac=stac)
-    sources = [os.fspath(source) for source in inputs]
-    cluster = Cluster.requested(workers, threads_per_worker, scheduler)
-    return _predict(checkpoint, sources, plans, run, cluster)
+    with directories_kept_on_success(output, probabilities, preview, polygons, stac):
+        plans = directory_plans(inputs, output, probabilities=probabilities, preview=preview,
+                                polygons=polygons, polygon_suffix=polygon_suffix, stac=stac)
+        sources = [os.fspath(source) for source in inputs]
+        cluster = Cluster.requested(workers, threads_per_worker, scheduler)
+        return _predict(checkpoint, sources, plans, run, cluster)
 
 
 def _predict(checkpoint: Checkpoint | str | os.PathLike, sources: Sequence[str],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -189,6 +189,32 @@ def output_paths(inputs: Sequence[str | os.PathLike], directory: str | os.PathLi
                              f"{stem}{suffix}; rename one or predict them separately")
         stems[stem] = os.fspath(source)
     return [Path(directory) / f"{stem}{suffix}" for stem in stems]
+
+
+@contextmanager
+def directories_kept_on_success(*directories: str | os.PathLike | None) -> Iterator[None]:
+    """Remove the output directories a failed run created, where it left them empty.
+
+    Of ``directories`` (None entries ignored), those missing now and their
+    missing parents are removed again, deepest first, if the ``with`` block
+    fails: a bad input found after :func:`directory_plans` made the
+    directories leaves nothing behind. A directory holding anything is kept.
+    """
+    created: list[Path] = []
+    for directory in directories:
+        if directory is None:
+            continue
+        path = Path(directory).absolute()
+        while not path.exists() and path not in created:
+            created.append(path)
+            path = path.parent
+    try:
+        yield
+    except BaseException:
+        for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
+            with suppress(OSError):
+                path.rmdir()
+        raise
 
 
 def _output_directory(path: str | os.PathLike) -> Path:

@@ -309,6 +309,16 @@ def test_inputs_with_the_same_stem_are_refused(make_checkpoint, make_raster, tmp
         predict_rasters(loaded(make_checkpoint()), [a, b], tmp_path / "out", progress=False)
 
 
+def test_a_bad_input_leaves_no_output_directory_behind(make_checkpoint, make_raster, tmp_path):
+    inputs = [make_raster("a.tif", 40, 40), tmp_path / "missing.tif"]
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(InputError, match=r"missing\.tif"):
+        predict_rasters(loaded(make_checkpoint()), inputs, tmp_path / "new" / "out",
+                        preview=tmp_path / "png", probabilities=tmp_path / "kept",
+                        progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "kept"]
+
+
 def test_local_mode_needs_a_trained_local_branch(make_checkpoint, make_raster, tmp_path):
     with pytest.raises(InputError, match="--mode global"):
         predict_raster(loaded(make_checkpoint(Stage.GLOBAL)), make_raster(), tmp_path / "o.tif",
